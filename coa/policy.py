@@ -1,0 +1,321 @@
+"""The backbone every stage trains: a Hugging Face causal LM + tokenizer, optional LoRA / QLoRA, a reference."""
+
+from __future__ import annotations
+
+import os
+import re
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+import torch
+from torch import Tensor
+
+DTYPES = {"float32": torch.float32, "bfloat16": torch.bfloat16, "float16": torch.float16}
+WEIGHT_FILES = (
+    "model.safetensors", "model.safetensors.index.json", "pytorch_model.bin", "pytorch_model.bin.index.json",
+)
+TOKENIZER_FILES = ("tokenizer.json", "tokenizer_config.json")
+NON_REENTRANT = {"use_reentrant": False}  # gradients reach LoRA weights behind frozen layers
+HUB_ID = re.compile(r"^[A-Za-z0-9][\w.-]*(/[\w.-]+)?$")
+HOW_TO_BUILD = (
+    "build a local model with `coa quickstart` (or `coa world build`, which trains a tokenizer and saves a tiny "
+    "model), or pass a directory written by `save_pretrained` (model + tokenizer) or a Hugging Face hub id"
+)
+
+
+@dataclass(frozen=True)
+class LoraSettings:
+    """Low-rank adapters (peft LoRA) on the attention projections; the base weights stay frozen.
+
+    Args:
+        r: rank of each adapter.
+        alpha: scaling numerator; the update is (alpha / r) * B @ A.
+        dropout: dropout on the adapter input.
+        target_modules: module names that get an adapter; ("all-linear",) targets every linear layer.
+    """
+
+    r: int = 8
+    alpha: int = 16
+    dropout: float = 0.0
+    target_modules: tuple[str, ...] = ("q_proj", "k_proj", "v_proj", "o_proj")
+
+    def to_peft(self) -> Any:
+        from peft import LoraConfig
+
+        targets: str | list[str] = list(self.target_modules)
+        if targets == ["all-linear"]:
+            targets = "all-linear"
+        return LoraConfig(
+            r=self.r, lora_alpha=self.alpha, lora_dropout=self.dropout, target_modules=targets, task_type="CAUSAL_LM"
+        )
+
+
+@dataclass(frozen=True)
+class SequenceLogprobs:
+    """Log-probabilities of the loss tokens of a batch of sequences.
+
+    Args:
+        token: [B, T-1] log p(token t+1 | tokens <= t), 0 where the loss mask is 0.
+        sum: [B] sum over loss tokens.
+        mean: [B] sum / number of loss tokens (at least 1): the length-normalised log-prob.
+    """
+
+    token: Tensor
+    sum: Tensor
+    mean: Tensor
+
+
+def gather_logprobs(logits: Tensor, input_ids: Tensor) -> Tensor:
+    """log p(input_ids[:, t+1] | <= t) from the logits, computed in float32.
+
+    Args:
+        logits: [B, T, V] next-token logits.
+        input_ids: [B, T] the tokens.
+    Returns:
+        [B, T-1]
+    """
+    logits = logits[:, :-1].float()  # (B, T-1, V)
+    targets = input_ids[:, 1:].unsqueeze(-1)  # (B, T-1, 1)
+    return logits.gather(-1, targets).squeeze(-1) - logits.logsumexp(-1)
+
+
+def masked_sequence_logprobs(token_logprobs: Tensor, target_mask: Tensor) -> SequenceLogprobs:
+    """Zeroes the non-loss positions and sums / averages the rest per sequence.
+
+    Args:
+        token_logprobs: [B, T-1] per-token log-probs.
+        target_mask: [B, T-1] 1 where the target token carries loss.
+    """
+    mask = target_mask.bool()
+    token = torch.where(mask, token_logprobs, torch.zeros_like(token_logprobs))
+    total = token.sum(-1)
+    return SequenceLogprobs(token=token, sum=total, mean=total / mask.sum(-1).clamp(min=1))
+
+
+def position_ids_from_mask(attention_mask: Tensor) -> Tensor:
+    """Positions that skip padding (left or right), as `generate` computes them, so padding never moves logits.
+
+    Args:
+        attention_mask: [B, T] 1 for real tokens.
+    """
+    positions = attention_mask.long().cumsum(-1) - 1
+    return positions.clamp(min=0)
+
+
+class Policy(torch.nn.Module):
+    """A causal LM and its tokenizer, with optional LoRA, 4/8-bit loading and gradient checkpointing.
+
+    Args:
+        model_name_or_path: a local directory with model + tokenizer (as `save_pretrained` writes) or a hub id.
+        dtype: weight dtype: "float32", "bfloat16" or "float16".
+        lora: LoRA settings; None trains every weight.
+        gradient_checkpointing: recompute activations in backward to save memory.
+        load_in_bits: 4 or 8 to load the base weights quantised (QLoRA; needs CUDA, bitsandbytes and `lora`).
+        trust_remote_code: passed to `from_pretrained` for models with custom code.
+        attn_implementation: passed to `from_pretrained` ("sdpa", "eager", "flash_attention_2", ...).
+    """
+
+    def __init__(
+        self,
+        model_name_or_path: str,
+        dtype: str = "float32",
+        lora: LoraSettings | None = None,
+        gradient_checkpointing: bool = False,
+        load_in_bits: int | None = None,
+        trust_remote_code: bool = False,
+        attn_implementation: str | None = None,
+    ) -> None:
+        super().__init__()
+        if dtype not in DTYPES:
+            raise ValueError(f"policy.dtype={dtype!r} is not one of {', '.join(DTYPES)}")
+        if load_in_bits not in (None, 4, 8):
+            raise ValueError(f"policy.load_in_bits={load_in_bits} must be 4, 8 or null")
+        if load_in_bits is not None and lora is None:
+            raise ValueError(
+                f"policy.load_in_bits={load_in_bits} needs policy.lora: quantised weights cannot be trained; "
+                "set lora (e.g. `lora: {r: 16}`) or load_in_bits: null"
+            )
+        self.model_name_or_path = os.path.expanduser(str(model_name_or_path))
+        self.dtype_name = dtype
+        self.lora = lora
+        self.load_in_bits = load_in_bits
+        self.trust_remote_code = trust_remote_code
+        self.attn_implementation = attn_implementation
+        self._reference: torch.nn.Module | None = None  # set by object.__setattr__: not a submodule
+
+        _check_model_dir(self.model_name_or_path)
+        from transformers import AutoTokenizer
+
+        model = self._load_model(quantize=True)
+        if load_in_bits is not None:  # freezes the base, upcasts norms, enables checkpointing if asked
+            from peft import prepare_model_for_kbit_training
+
+            model = prepare_model_for_kbit_training(
+                model, use_gradient_checkpointing=gradient_checkpointing, gradient_checkpointing_kwargs=NON_REENTRANT
+            )
+        elif gradient_checkpointing:
+            _enable_gradient_checkpointing(model)
+        if lora is not None:
+            from peft import get_peft_model
+
+            model = get_peft_model(model, lora.to_peft())
+        self.model = model
+        self.tokenizer = AutoTokenizer.from_pretrained(self.model_name_or_path, trust_remote_code=trust_remote_code)
+        self.tokenizer.padding_side = "left"  # generation appends on the right
+        if self.tokenizer.pad_token is None:
+            self.tokenizer.pad_token = self.tokenizer.eos_token
+
+    @property
+    def torch_dtype(self) -> torch.dtype:
+        return DTYPES[self.dtype_name]
+
+    def forward(self, input_ids: Tensor, attention_mask: Tensor) -> Tensor:
+        """Next-token logits.
+
+        Args:
+            input_ids: [B, T] token ids, left or right padded.
+            attention_mask: [B, T] 1 for real tokens.
+        Returns:
+            [B, T, V]
+        """
+        return _logits(self.model, input_ids, attention_mask)
+
+    def token_logprobs(self, input_ids: Tensor, attention_mask: Tensor) -> Tensor:
+        """[B, T-1] log p(token t+1 | tokens <= t) (unmasked; padding positions hold garbage).
+
+        Args:
+            input_ids: [B, T] token ids.
+            attention_mask: [B, T] 1 for real tokens.
+        """
+        return gather_logprobs(self(input_ids, attention_mask), input_ids)
+
+    def sequence_logprobs(self, input_ids: Tensor, attention_mask: Tensor, loss_mask: Tensor) -> SequenceLogprobs:
+        """Per-token, summed and length-normalised log-probs of the loss tokens.
+
+        Args:
+            input_ids: [B, T] token ids.
+            attention_mask: [B, T] 1 for real tokens.
+            loss_mask: [B, T] aligned with input_ids, 1 where the token carries loss; position 0 has no
+                prediction and is ignored. Padding never counts.
+        """
+        target_mask = loss_mask[:, 1:] * attention_mask[:, 1:]
+        return masked_sequence_logprobs(self.token_logprobs(input_ids, attention_mask), target_mask)
+
+    @torch.no_grad()
+    def reference_logprobs(self, input_ids: Tensor, attention_mask: Tensor, loss_mask: Tensor) -> SequenceLogprobs:
+        """`sequence_logprobs` under the reference policy (the weights as loaded), without gradients.
+
+        With LoRA the reference is the base model (adapter disabled); otherwise a frozen copy loaded
+        from `model_name_or_path` on first use, so it is the starting point whenever it is first asked for.
+        """
+        target_mask = loss_mask[:, 1:] * attention_mask[:, 1:]
+        if self.lora is not None:
+            was_training = self.model.training
+            self.model.eval()  # no dropout in the reference
+            with self.model.disable_adapter():
+                logits = _logits(self.model, input_ids, attention_mask)
+            self.model.train(was_training)
+        else:
+            logits = _logits(self.reference_model(input_ids.device), input_ids, attention_mask)
+        return masked_sequence_logprobs(gather_logprobs(logits, input_ids), target_mask)
+
+    def reference_model(self, device: torch.device) -> torch.nn.Module:
+        """The frozen reference for full fine-tuning, loaded lazily and kept out of state_dict/parameters()."""
+        if self._reference is None:
+            reference = self._load_model(quantize=False).eval().requires_grad_(False)
+            object.__setattr__(self, "_reference", reference)
+        return self._reference.to(device)
+
+    def save_pretrained(self, out_dir: str | Path) -> Path:
+        """Writes a Hugging Face directory (full weights, LoRA merged in, + tokenizer) that loads as a Policy.
+
+        Args:
+            out_dir: the directory; the next stage's `model_name_or_path`.
+        """
+        out = Path(out_dir)
+        model = self._merged_copy() if self.lora is not None else self.model
+        model.save_pretrained(out)
+        self.tokenizer.save_pretrained(out)
+        return out
+
+    def _merged_copy(self) -> torch.nn.Module:
+        """The base weights reloaded unquantised on CPU with this policy's adapter merged in; self stays as is."""
+        from peft import get_peft_model, get_peft_model_state_dict, set_peft_model_state_dict
+
+        merged = get_peft_model(self._load_model(quantize=False), self.lora.to_peft())
+        set_peft_model_state_dict(merged, get_peft_model_state_dict(self.model))
+        return merged.merge_and_unload()
+
+    def _load_model(self, quantize: bool) -> torch.nn.Module:
+        from transformers import AutoModelForCausalLM
+
+        kwargs: dict[str, Any] = {"dtype": self.torch_dtype, "trust_remote_code": self.trust_remote_code}
+        if self.attn_implementation is not None:
+            kwargs["attn_implementation"] = self.attn_implementation
+        if quantize and self.load_in_bits is not None:
+            kwargs["quantization_config"] = _bits_and_bytes_config(self.load_in_bits, self.torch_dtype)
+            kwargs["device_map"] = {"": int(os.environ.get("LOCAL_RANK", 0))}
+        try:
+            return AutoModelForCausalLM.from_pretrained(self.model_name_or_path, **kwargs)
+        except OSError as err:
+            if Path(self.model_name_or_path).exists():
+                raise
+            raise ValueError(
+                f"policy.model_name_or_path={self.model_name_or_path!r} is no local directory and could not be "
+                f"loaded from the hub ({err}); {HOW_TO_BUILD}"
+            ) from err
+
+
+def _logits(model: torch.nn.Module, input_ids: Tensor, attention_mask: Tensor) -> Tensor:
+    position_ids = position_ids_from_mask(attention_mask)
+    out = model(input_ids=input_ids, attention_mask=attention_mask, position_ids=position_ids, use_cache=False)
+    return out.logits
+
+
+def _check_model_dir(path: str) -> None:
+    """Raises a ValueError naming the missing files when `path` is meant as a local directory."""
+    local = Path(path)
+    if not local.exists():
+        if HUB_ID.match(path) and not path.startswith("."):
+            return  # a hub id: from_pretrained resolves it
+        raise ValueError(f"policy.model_name_or_path={path!r}: no such directory; {HOW_TO_BUILD}")
+    if not local.is_dir():
+        raise ValueError(f"policy.model_name_or_path={path!r} is a file, not a model directory; {HOW_TO_BUILD}")
+    missing = []
+    if not (local / "config.json").exists():
+        missing.append("config.json")
+    if not any((local / name).exists() for name in WEIGHT_FILES):
+        missing.append(" or ".join(WEIGHT_FILES))
+    if not any((local / name).exists() for name in TOKENIZER_FILES):
+        missing.append(" or ".join(TOKENIZER_FILES))
+    if missing:
+        raise ValueError(f"policy.model_name_or_path={path!r} is missing {'; '.join(missing)}; {HOW_TO_BUILD}")
+
+
+def _enable_gradient_checkpointing(model: torch.nn.Module) -> None:
+    """Non-reentrant activation checkpointing on every layer; the KV cache is off while training."""
+    if hasattr(model, "activation_checkpointing_enable"):  # newer transformers 5.x; the old name warns there
+        model.activation_checkpointing_enable(activation_checkpointing_kwargs=NON_REENTRANT)
+    else:
+        model.gradient_checkpointing_enable(gradient_checkpointing_kwargs=NON_REENTRANT)
+    model.config.use_cache = False
+
+
+def _bits_and_bytes_config(bits: int, compute_dtype: torch.dtype) -> Any:
+    """A transformers BitsAndBytesConfig (NF4 + double quantisation for 4 bits, LLM.int8 for 8)."""
+    fix = "`pip install coa[qlora]` on a machine with a CUDA GPU, or set load_in_bits: null"
+    if not torch.cuda.is_available():
+        raise RuntimeError(f"policy.load_in_bits={bits} needs a CUDA GPU (bitsandbytes), none is visible; {fix}")
+    try:
+        import bitsandbytes  # noqa: F401
+    except ImportError as err:
+        raise RuntimeError(f"policy.load_in_bits={bits} needs bitsandbytes, which is not installed; {fix}") from err
+    from transformers import BitsAndBytesConfig
+
+    if bits == 4:
+        return BitsAndBytesConfig(
+            load_in_4bit=True, bnb_4bit_quant_type="nf4", bnb_4bit_use_double_quant=True,
+            bnb_4bit_compute_dtype=compute_dtype,
+        )
+    return BitsAndBytesConfig(load_in_8bit=True)

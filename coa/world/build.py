@@ -1,0 +1,128 @@
+"""`coa world build`: draws a world and writes its corpus, QA sets and SFT data in the public formats."""
+
+from __future__ import annotations
+
+import random
+from dataclasses import asdict
+from pathlib import Path
+
+import pyarrow as pa
+import pyarrow.parquet as pq
+from tqdm import tqdm
+
+from coa.data.atomic import atomic_open, write_jsonl
+from coa.prompts import PromptTemplate
+from coa.tools.bm25 import BM25Search
+from coa.world.config import DEFAULT_MIX, WorldConfig
+from coa.world.encyclopedia import World, generate_world
+from coa.world.oracle import Oracle
+from coa.world.questions import Question, draw_question
+
+SPLIT_SEEDS = {"train": 1, "dev": 2, "test": 3}
+
+
+def kind_counts(total: int, mix: dict[str, float]) -> dict[str, int]:
+    """Splits `total` over kinds in proportion to `mix`; rounding leftovers go to the largest shares."""
+    weight = sum(mix.values())
+    counts = {k: int(total * v / weight) for k, v in mix.items()}
+    for k in sorted(mix, key=lambda k: -mix[k])[: total - sum(counts.values())]:
+        counts[k] += 1
+    return counts
+
+
+def split_subjects(world: World, unseen_fraction: float, rng: random.Random) -> tuple[list[str], list[str]]:
+    """Entity ids that training questions may be about, and the held-out ones they never are."""
+    seen, unseen = [], []
+    for ids in world.by_type.values():
+        shuffled = rng.sample(ids, len(ids))
+        cut = int(len(ids) * unseen_fraction)
+        unseen += shuffled[:cut]
+        seen += shuffled[cut:]
+    return sorted(seen), sorted(unseen)
+
+
+def draw_split(world, oracle, counts, subjects, taken, rng, desc) -> list[tuple[Question, str]]:
+    """Questions with their oracle trajectories; never a question text already in `taken`."""
+    out: list[tuple[Question, str]] = []
+    with tqdm(total=sum(counts.values()), desc=desc, unit="q", leave=False) as bar:
+        for kind, n in counts.items():
+            made, tries = 0, 0
+            while made < n:
+                tries += 1
+                if tries > 50 * n + 1000:
+                    raise RuntimeError(f"world build: could not draw {n} '{kind}' questions for {desc}; grow the world")
+                question = draw_question(world, kind, subjects, rng)
+                if question is None or question.question in taken:
+                    continue
+                trajectory = oracle.trajectory(question)
+                if trajectory is None:
+                    continue
+                taken.add(question.question)
+                out.append((question, trajectory))
+                made += 1
+                bar.update()
+    rng.shuffle(out)
+    return out
+
+
+def qa_row(index: int, split: str, question: Question, unseen: bool) -> dict:
+    return {
+        "id": f"{split}-{index}",
+        "question": question.question,
+        "golden_answers": [question.answer],
+        "kind": question.kind,
+        "hops": question.num_searches,
+        "unseen_entity": unseen,
+    }
+
+
+def verl_table(rows: list[dict], split: str, prompt: PromptTemplate) -> pa.Table:
+    """The verl RL layout AutoCoA's parquet files use."""
+    return pa.Table.from_pylist([
+        {
+            "data_source": "coa_world",
+            "prompt": prompt.messages(r["question"]),
+            "ability": "fact-reasoning",
+            "reward_model": {"ground_truth": r["golden_answers"], "style": "rule"},
+            "extra_info": {"index": i, "split": split},
+            "id": r["id"], "kind": r["kind"], "hops": r["hops"], "unseen_entity": r["unseen_entity"],
+        }
+        for i, r in enumerate(rows)
+    ])
+
+
+def build_world(out_dir: str | Path, config: WorldConfig = WorldConfig()) -> dict[str, int]:
+    """Writes corpus.jsonl, qa/{split}.jsonl|.parquet and sft/{split}.jsonl under `out_dir`; returns counts."""
+    out = Path(out_dir)
+    rng = random.Random(config.seed)
+    world = generate_world(config, rng)
+    corpus = [{"id": e.id, "contents": e.passage(world)} for e in world.entities.values()]
+    write_jsonl(out / "corpus.jsonl", corpus)
+    oracle = Oracle(BM25Search(str(out / "corpus.jsonl"), topk=config.topk))
+    seen, unseen = split_subjects(world, config.unseen_fraction, rng)
+    prompt = PromptTemplate(config.prompt)
+    uniform = {k: 1.0 for k in DEFAULT_MIX}
+    taken: set[str] = set()
+    counts = {"corpus": len(corpus)}
+    for split in ("train", "dev", "test"):
+        split_rng = random.Random(config.seed * 1000 + SPLIT_SEEDS[split])
+        n = getattr(config, split)
+        if split == "train":
+            pairs = [(q, t, False) for q, t in draw_split(world, oracle, kind_counts(n, config.mix), seen, taken, split_rng, split)]
+        else:  # held-out splits: every kind equally, half about entities no training question asks about
+            half = kind_counts(n // 2, uniform)
+            pairs = [(q, t, False) for q, t in draw_split(world, oracle, half, seen, taken, split_rng, split)]
+            pairs += [(q, t, q.kind != "no_search") for q, t in
+                      draw_split(world, oracle, kind_counts(n - n // 2, uniform), unseen, taken, split_rng, split)]
+        rows = [qa_row(i, split, q, u) for i, (q, _, u) in enumerate(pairs)]
+        write_jsonl(out / "qa" / f"{split}.jsonl", rows)
+        with atomic_open(out / "qa" / f"{split}.parquet", "wb") as f:
+            pq.write_table(verl_table(rows, split, prompt), f)
+        write_jsonl(out / "sft" / f"{split}.jsonl", (
+            {"id": r["id"], "type": "cot" if q.kind == "no_search" else "coa",
+             "messages": prompt.messages(q.question) + [{"role": "assistant", "content": t}]}
+            for r, (q, t, _) in zip(rows, pairs)
+        ))
+        counts[split] = len(rows)
+    write_jsonl(out / "world_config.jsonl", [asdict(config)])
+    return counts

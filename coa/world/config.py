@@ -1,0 +1,51 @@
+"""The settings of an embedded world: its size, its question mix and how it is searched."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+
+
+@dataclass(frozen=True)
+class WorldConfig:
+    """Everything that decides a world; the same config gives byte-identical files.
+
+    Args:
+        seed: seeds every random draw.
+        persons, cities, countries, companies, books: entity counts per type.
+        train, dev, test: questions per split.
+        mix: share of each question kind (normalised); kinds: single, chain2, chain3, chain4,
+            comparison, no_search.
+        unseen_fraction: share of entities never the subject of a training question; test questions
+            about them measure reading, not memory.
+        topk: passages in each search result of the oracle's trajectories (match the eval tool's).
+        prompt: instruction of the written SFT/QA files ("autocoa" keeps AutoCoA's system prompt).
+    """
+
+    seed: int = 0
+    persons: int = 1500
+    cities: int = 200
+    countries: int = 30
+    companies: int = 300
+    books: int = 600
+    train: int = 4000
+    dev: int = 200
+    test: int = 300
+    mix: dict[str, float] = field(default_factory=lambda: dict(DEFAULT_MIX))
+    unseen_fraction: float = 0.15
+    topk: int = 3
+    prompt: str = "autocoa"
+
+    def __post_init__(self) -> None:
+        unknown = sorted(set(self.mix) - set(DEFAULT_MIX))
+        if unknown:
+            raise ValueError(f"world config: mix has unknown kinds {unknown}; known: {sorted(DEFAULT_MIX)}")
+        if not 0.0 <= self.unseen_fraction < 1.0:
+            raise ValueError(f"world config: unseen_fraction={self.unseen_fraction} must be in [0, 1)")
+        for name in ("persons", "cities", "countries", "companies", "books"):
+            if getattr(self, name) < 2:
+                raise ValueError(f"world config: {name}={getattr(self, name)} must be >= 2")
+
+
+DEFAULT_MIX = {
+    "single": 0.30, "chain2": 0.20, "chain3": 0.15, "chain4": 0.10, "comparison": 0.15, "no_search": 0.10,
+}

@@ -1,0 +1,253 @@
+"""Policy: log-prob math, references, LoRA on/off, loading foreign HF dirs and YAML, saving."""
+
+import math
+from pathlib import Path
+
+import pytest
+import torch
+
+from coa.models.tiny import TinyModelConfig, build_tiny_model
+from coa.models.tokenizer import train_tokenizer
+from coa.policy import LoraSettings, Policy, gather_logprobs, masked_sequence_logprobs
+
+TEXTS = [
+    "<think> Who founded Acme? <begin_search> Acme founder </end_search> "
+    "<search_result> Acme was founded by Ada Moreau in Lisbon. </search_result> "
+    "The founder is Ada Moreau. </think> \\boxed{Ada Moreau}",
+    "Bob Lindqvist was born in Oslo and works at Nordwave as an engineer.",
+] * 4
+TINY = TinyModelConfig(hidden_size=32, num_layers=2, num_heads=2, intermediate_size=64, max_position_embeddings=64)
+
+
+@pytest.fixture(scope="module")
+def model_dir(tmp_path_factory: pytest.TempPathFactory) -> Path:
+    tokenizer = train_tokenizer(TEXTS, vocab_size=300)
+    return build_tiny_model(tokenizer, TINY, tmp_path_factory.mktemp("tiny"))
+
+
+def batch(policy: Policy) -> tuple[torch.Tensor, torch.Tensor]:
+    enc = policy.tokenizer(["Acme was founded by Ada", "Bob works at Nordwave as an engineer"], padding=True,
+                           return_tensors="pt")
+    return enc["input_ids"], enc["attention_mask"]
+
+
+def sgd_step(policy: Policy, ids: torch.Tensor, attn: torch.Tensor) -> None:
+    params = [p for p in policy.parameters() if p.requires_grad]
+    optimizer = torch.optim.SGD(params, lr=1.0)
+    loss = -policy.sequence_logprobs(ids, attn, attn).mean.mean()
+    loss.backward()
+    optimizer.step()
+    optimizer.zero_grad()
+
+
+def test_gather_logprobs_by_hand():
+    # V=3. pos 0: uniform -> log(1/3); pos 1: logits [ln 2, 0, 0] -> probs [1/2, 1/4, 1/4], target 0 -> log(1/2)
+    logits = torch.tensor([[[0.0, 0.0, 0.0], [math.log(2), 0.0, 0.0], [5.0, 1.0, 2.0]]])
+    ids = torch.tensor([[2, 1, 0]])
+    out = gather_logprobs(logits, ids)
+    assert out.shape == (1, 2)
+    torch.testing.assert_close(out, torch.tensor([[math.log(1 / 3), math.log(1 / 2)]]))
+
+
+def test_masked_sequence_logprobs_by_hand():
+    token = torch.tensor([[-1.0, -2.0, -3.0], [-1.0, -1.0, -1.0]])
+    mask = torch.tensor([[0, 1, 1], [0, 0, 0]])
+    out = masked_sequence_logprobs(token, mask)
+    torch.testing.assert_close(out.token, torch.tensor([[0.0, -2.0, -3.0], [0.0, 0.0, 0.0]]))
+    torch.testing.assert_close(out.sum, torch.tensor([-5.0, 0.0]))
+    torch.testing.assert_close(out.mean, torch.tensor([-2.5, 0.0]))  # -5 / 2; no loss tokens -> 0 / 1
+
+
+def test_sequence_logprobs_match_log_softmax_gather(model_dir):
+    policy = Policy(str(model_dir))
+    ids, attn = batch(policy)
+    loss_mask = attn.clone()
+    loss_mask[:, -2] = 0
+    out = policy.sequence_logprobs(ids, attn, loss_mask)
+    logits = policy(ids, attn)
+    expected = torch.log_softmax(logits, -1)[:, :-1].gather(-1, ids[:, 1:, None]).squeeze(-1)
+    target_mask = loss_mask[:, 1:].bool()
+    torch.testing.assert_close(out.token, expected * target_mask)
+    torch.testing.assert_close(out.sum, (expected * target_mask).sum(-1))
+    torch.testing.assert_close(out.mean, out.sum / target_mask.sum(-1))
+
+
+def test_left_padding_does_not_change_logprobs(model_dir):
+    policy = Policy(str(model_dir))
+    ids, attn = batch(policy)
+    assert policy.tokenizer.padding_side == "left" and attn[0, 0] == 0  # the short row is padded
+    n = int(attn[0].sum())
+    alone = policy.token_logprobs(ids[:1, -n:], attn[:1, -n:])
+    padded = policy.token_logprobs(ids[:1], attn[:1])[:, -(n - 1):]
+    torch.testing.assert_close(padded, alone, atol=1e-5, rtol=1e-5)
+
+
+def test_lora_reference_is_base_model_and_diverges_after_step(model_dir):
+    from transformers import AutoModelForCausalLM
+
+    policy = Policy(str(model_dir), lora=LoraSettings(r=4))
+    ids, attn = batch(policy)
+    base = AutoModelForCausalLM.from_pretrained(model_dir)
+    base_logits = base(input_ids=ids, attention_mask=attn, position_ids=(attn.cumsum(-1) - 1).clamp(min=0)).logits
+    expected = masked_sequence_logprobs(gather_logprobs(base_logits, ids), attn[:, 1:])
+    ref = policy.reference_logprobs(ids, attn, attn)
+    torch.testing.assert_close(ref.token, expected.token)
+    assert not ref.sum.requires_grad
+    # LoRA's B starts at zero: policy == reference until a step moves it
+    torch.testing.assert_close(policy.sequence_logprobs(ids, attn, attn).sum, ref.sum)
+    sgd_step(policy, ids, attn)
+    after = policy.sequence_logprobs(ids, attn, attn).sum
+    assert (after - ref.sum).abs().min() > 1e-3
+    torch.testing.assert_close(policy.reference_logprobs(ids, attn, attn).sum, ref.sum)
+
+
+def test_full_reference_is_frozen_copy_outside_state_dict(model_dir):
+    policy = Policy(str(model_dir))
+    ids, attn = batch(policy)
+    names = set(policy.state_dict())
+    ref = policy.reference_logprobs(ids, attn, attn)
+    assert set(policy.state_dict()) == names  # the reference registers nothing
+    assert all(p.requires_grad for p in policy.parameters())
+    sgd_step(policy, ids, attn)
+    assert (policy.sequence_logprobs(ids, attn, attn).sum - ref.sum).abs().min() > 1e-3
+    torch.testing.assert_close(policy.reference_logprobs(ids, attn, attn).sum, ref.sum)
+
+
+def test_full_reference_first_used_after_a_step_is_still_the_start(model_dir):
+    policy = Policy(str(model_dir))
+    ids, attn = batch(policy)
+    start = policy.sequence_logprobs(ids, attn, attn).sum.detach()
+    sgd_step(policy, ids, attn)
+    torch.testing.assert_close(policy.reference_logprobs(ids, attn, attn).sum, start)
+
+
+def test_lora_switches_which_parameters_train(model_dir):
+    full = Policy(str(model_dir))
+    assert all(p.requires_grad for p in full.parameters())
+    lora = Policy(str(model_dir), lora=LoraSettings(r=2, target_modules=("q_proj", "v_proj")))
+    trainable = [n for n, p in lora.named_parameters() if p.requires_grad]
+    assert trainable and all("lora_" in n for n in trainable)
+    assert len(trainable) == TINY.num_layers * 2 * 2  # layers x (q, v) x (A, B)
+
+
+def test_gradient_checkpointing_backward_reaches_lora(model_dir):
+    policy = Policy(str(model_dir), lora=LoraSettings(r=2), gradient_checkpointing=True)
+    policy.train()
+    ids, attn = batch(policy)
+    calls = []
+    policy.model.get_base_model().model.layers[0].mlp.register_forward_pre_hook(lambda *_: calls.append(1))
+    policy.sequence_logprobs(ids, attn, attn).mean.sum().backward()
+    assert len(calls) == 2  # forward, then recomputed in backward
+    grads = [p.grad for n, p in policy.named_parameters() if "lora_A" in n]
+    assert grads and all(g is not None for g in grads)
+
+
+@pytest.fixture(scope="module")
+def foreign_dir(tmp_path_factory: pytest.TempPathFactory) -> Path:
+    """A Qwen2 model + word-level tokenizer written by plain transformers, no coa code."""
+    from tokenizers import Tokenizer, models, pre_tokenizers
+    from transformers import PreTrainedTokenizerFast, Qwen2Config, Qwen2ForCausalLM
+
+    out = tmp_path_factory.mktemp("foreign")
+    raw = Tokenizer(models.WordLevel({"<pad>": 0, "<eos>": 1, "a": 2, "b": 3, "c": 4}, unk_token="<pad>"))
+    raw.pre_tokenizer = pre_tokenizers.Whitespace()
+    PreTrainedTokenizerFast(tokenizer_object=raw, pad_token="<pad>", eos_token="<eos>").save_pretrained(out)
+    config = Qwen2Config(vocab_size=5, hidden_size=16, intermediate_size=32, num_hidden_layers=1,
+                         num_attention_heads=2, num_key_value_heads=1, max_position_embeddings=32)
+    torch.manual_seed(1)
+    Qwen2ForCausalLM(config).save_pretrained(out)
+    return out
+
+
+def test_loads_a_directory_written_by_plain_transformers(foreign_dir):
+    from transformers import Qwen2ForCausalLM
+
+    original = Qwen2ForCausalLM.from_pretrained(foreign_dir).eval()
+    policy = Policy(str(foreign_dir))
+    ids = policy.tokenizer(["a b c a"], return_tensors="pt")["input_ids"]
+    assert ids.tolist() == [[2, 3, 4, 2]]
+    torch.testing.assert_close(policy(ids, torch.ones_like(ids)), original(input_ids=ids).logits)
+
+
+def test_yaml_class_path_with_lora_dict_builds_a_policy(foreign_dir):
+    from jsonargparse import ArgumentError, ArgumentParser
+
+    parser = ArgumentParser(exit_on_error=False)
+    parser.add_argument("--policy", type=Policy)  # what LightningCLI does for `policy: Policy` in a module
+    cfg = parser.parse_string(
+        f"policy: {{class_path: coa.policy.Policy, init_args: {{model_name_or_path: '{foreign_dir}', lora: {{r: 4}}}}}}"
+    )
+    policy = parser.instantiate(cfg).policy
+    assert isinstance(policy, Policy) and policy.lora == LoraSettings(r=4)
+    assert any("lora_A" in n for n in trainable_names(policy))
+    with pytest.raises(ArgumentError, match="bogus"):  # unknown keys fail at load
+        parser.parse_string(
+            f"policy: {{class_path: coa.policy.Policy, init_args: {{model_name_or_path: x, lora: {{bogus: 1}}}}}}"
+        )
+
+
+@pytest.mark.parametrize("lora", [None, LoraSettings(r=4)], ids=["full", "lora"])
+def test_save_pretrained_round_trips_with_lora_merged(model_dir, tmp_path, lora):
+    from transformers import AutoModelForCausalLM
+
+    policy = Policy(str(model_dir), lora=lora)
+    ids, attn = batch(policy)
+    sgd_step(policy, ids, attn)
+    out = policy.save_pretrained(tmp_path / "saved")
+    assert not (out / "adapter_config.json").exists()
+    reloaded = AutoModelForCausalLM.from_pretrained(out)
+    assert not any("lora" in n for n, _ in reloaded.named_parameters())
+    again = Policy(str(out))
+    torch.testing.assert_close(again(ids, attn), policy(ids, attn), atol=1e-5, rtol=1e-5)
+    if lora is not None:  # merging worked on a copy: the policy still trains its adapter
+        assert trainable_names(policy) and all("lora_" in n for n in trainable_names(policy))
+
+
+def test_bfloat16_weights_give_float32_logprobs(model_dir):
+    policy = Policy(str(model_dir), dtype="bfloat16")
+    assert next(policy.parameters()).dtype == torch.bfloat16
+    ids, attn = batch(policy)
+    assert policy.sequence_logprobs(ids, attn, attn).token.dtype == torch.float32
+
+
+def trainable_names(policy: Policy) -> list[str]:
+    return [n for n, p in policy.named_parameters() if p.requires_grad]
+
+
+def test_missing_directory_names_path_and_fix(tmp_path):
+    missing = tmp_path / "no_model"
+    with pytest.raises(ValueError, match="coa quickstart") as err:
+        Policy(str(missing))
+    assert str(missing) in str(err.value)
+
+
+def test_incomplete_directory_lists_missing_files(tmp_path):
+    (tmp_path / "config.json").write_text("{}")
+    with pytest.raises(ValueError, match="model.safetensors") as err:
+        Policy(str(tmp_path))
+    assert "tokenizer.json" in str(err.value) and "config.json is" not in str(err.value)
+
+
+def test_unknown_hub_id_offline_says_how_to_build():
+    with pytest.raises(ValueError, match="coa quickstart"):
+        Policy("no-such-org/no-such-model")
+
+
+@pytest.mark.parametrize(
+    ("kwargs", "message"),
+    [
+        ({"dtype": "fp32"}, "policy.dtype='fp32'"),
+        ({"load_in_bits": 3, "lora": LoraSettings()}, "must be 4, 8 or null"),
+        ({"load_in_bits": 4}, "needs policy.lora"),
+    ],
+)
+def test_bad_settings_name_the_field(model_dir, kwargs, message):
+    with pytest.raises(ValueError, match=message):
+        Policy(str(model_dir), **kwargs)
+
+
+@pytest.mark.skipif(torch.cuda.is_available(), reason="checks the CPU-only error")
+def test_quantised_loading_without_cuda_says_what_to_install(model_dir):
+    with pytest.raises(RuntimeError, match=r"coa\[qlora\]") as err:
+        Policy(str(model_dir), lora=LoraSettings(), load_in_bits=4)
+    assert "CUDA" in str(err.value)
