@@ -9,3 +9,35 @@ os.environ.setdefault("TOKENIZERS_PARALLELISM", "false")
 import torch  # noqa: E402
 
 torch.set_num_threads(1)
+
+import json  # noqa: E402
+from pathlib import Path  # noqa: E402
+
+import pytest  # noqa: E402
+
+SMALL_WORLD = dict(persons=40, cities=10, countries=5, companies=10, books=20, train=200, dev=20, test=20, topk=1)
+
+
+@pytest.fixture(scope="session")
+def small_world(tmp_path_factory: pytest.TempPathFactory) -> Path:
+    """A real embedded world, small enough to build in a second (corpus, QA, SFT files)."""
+    from coa.world.build import build_world
+    from coa.world.config import WorldConfig
+
+    out = tmp_path_factory.mktemp("world")
+    build_world(out, WorldConfig(seed=0, **SMALL_WORLD))
+    return out
+
+
+@pytest.fixture(scope="session")
+def small_model_dir(small_world: Path, tmp_path_factory: pytest.TempPathFactory) -> Path:
+    """A tokenizer trained on the small world and a random 2-layer Llama, saved as an HF directory."""
+    from coa.models.tiny import TinyModelConfig, build_tiny_model
+    from coa.models.tokenizer import train_tokenizer
+    from coa.prompts import INSTRUCTIONS
+
+    texts = [json.loads(line)["contents"] for line in open(small_world / "corpus.jsonl")]
+    texts += [json.loads(line)["messages"][-1]["content"] for line in open(small_world / "sft" / "train.jsonl")]
+    tokenizer = train_tokenizer(texts + list(INSTRUCTIONS.values()), vocab_size=400)
+    config = TinyModelConfig(hidden_size=32, num_layers=2, num_heads=2, intermediate_size=64, max_position_embeddings=1024)
+    return build_tiny_model(tokenizer, config, tmp_path_factory.mktemp("small_model"))

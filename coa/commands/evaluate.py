@@ -1,0 +1,99 @@
+"""`coa eval`: EM/F1 of a model on a QA file, with the search tool and closed-book; JSON + markdown out."""
+
+from __future__ import annotations
+
+import argparse
+import json
+import time
+from dataclasses import dataclass
+from pathlib import Path
+
+import torch
+
+from coa.data.atomic import atomic_open, write_jsonl
+from coa.data.qa import read_qa_jsonl
+from coa.engines.hf import HFEngine
+from coa.evaluation import MODES, markdown_table, predictions_as_rows, run_mode, summarize
+from coa.formats.action_format import AUTOCOA
+from coa.policy import Policy
+from coa.prompts import PromptTemplate
+from coa.rollout import RolloutRunner, RolloutSettings, UnavailableTool
+from coa.tools.bm25 import BM25Search
+
+
+@dataclass
+class EvalReport:
+    metrics: dict
+    markdown: str
+
+
+def evaluate_model(
+    model_dir: str,
+    qa_path: str,
+    corpus_path: str,
+    topk: int = 3,
+    prompt: str = "autocoa",
+    max_actions: int = 5,
+    max_new_tokens: int = 128,
+    max_response_tokens: int = 1024,
+    batch_size: int = 64,
+    limit: int | None = None,
+    modes: tuple[str, ...] = MODES,
+    out_dir: str | None = None,
+    torch_threads: int | None = None,
+) -> EvalReport:
+    """Evaluates a Hugging Face model directory; writes metrics.json, predictions.jsonl, table.md to `out_dir`."""
+    unknown = sorted(set(modes) - set(MODES))
+    if unknown:
+        raise ValueError(f"eval: unknown modes {unknown}; choose from {list(MODES)}")
+    if torch_threads:
+        torch.set_num_threads(torch_threads)
+    examples = read_qa_jsonl(qa_path, limit)
+    template = PromptTemplate(prompt)
+    policy = Policy(model_dir)
+    engine = HFEngine(policy.model, policy.tokenizer.pad_token_id, batch_size=batch_size, progress=True)
+    settings = RolloutSettings(max_actions=max_actions, max_turn_tokens=max_new_tokens, max_response_tokens=max_response_tokens)
+    predictions = []
+    for mode in modes:
+        tool = BM25Search(corpus_path, topk=topk) if mode == "search" else UnavailableTool()
+        runner = RolloutRunner(engine, tool, policy.tokenizer, AUTOCOA, settings)
+        start = time.time()
+        predictions += run_mode(examples, runner, template, mode)
+        print(f"[eval] {mode}: {len(examples)} questions in {time.time() - start:.0f} s", flush=True)
+    summary = summarize(predictions)
+    report = EvalReport(metrics=summary, markdown=markdown_table(summary))
+    if out_dir:
+        write_report(Path(out_dir), report, predictions, model_dir, qa_path)
+    return report
+
+
+def write_report(out: Path, report: EvalReport, predictions, model_dir: str, qa_path: str) -> None:
+    out.mkdir(parents=True, exist_ok=True)
+    with atomic_open(out / "metrics.json") as f:
+        json.dump({"model": model_dir, "qa": qa_path, "metrics": report.metrics}, f, indent=2)
+    write_jsonl(out / "predictions.jsonl", predictions_as_rows(predictions))
+    with atomic_open(out / "table.md") as f:
+        f.write(report.markdown + "\n")
+
+
+def main(argv: list[str]) -> None:
+    parser = argparse.ArgumentParser(prog="coa eval", description=__doc__)
+    parser.add_argument("--model", required=True, help="Hugging Face model directory (or hub id)")
+    parser.add_argument("--qa", required=True, help="FlashRAG QA JSONL (id, question, golden_answers)")
+    parser.add_argument("--corpus", required=True, help="corpus JSONL (id, contents) searched with BM25")
+    parser.add_argument("--topk", type=int, default=3)
+    parser.add_argument("--prompt", default="autocoa", help="autocoa, short, or a text with {question}")
+    parser.add_argument("--max_actions", type=int, default=5)
+    parser.add_argument("--max_new_tokens", type=int, default=128, help="per generation turn")
+    parser.add_argument("--batch_size", type=int, default=64)
+    parser.add_argument("--limit", type=int, default=None, help="evaluate the first N questions only")
+    parser.add_argument("--modes", nargs="+", default=list(MODES), choices=list(MODES))
+    parser.add_argument("--out", default=None, help="directory for metrics.json, predictions.jsonl, table.md")
+    parser.add_argument("--torch_threads", type=int, default=None)
+    args = parser.parse_args(argv)
+    report = evaluate_model(
+        model_dir=args.model, qa_path=args.qa, corpus_path=args.corpus, topk=args.topk, prompt=args.prompt,
+        max_actions=args.max_actions, max_new_tokens=args.max_new_tokens, batch_size=args.batch_size,
+        limit=args.limit, modes=tuple(args.modes), out_dir=args.out, torch_threads=args.torch_threads,
+    )
+    print(report.markdown)

@@ -1,0 +1,42 @@
+"""Padding tokenised examples into the tensors a step consumes."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+import torch
+from torch import Tensor
+
+from coa.masking import TokenizedExample
+
+
+@dataclass
+class SFTBatch:
+    """A padded batch (right padding; positions come from the attention mask).
+
+    Args:
+        input_ids: [B, T] token ids, `pad_id` where padded.
+        attention_mask: [B, T] 1 on real tokens.
+        loss_mask: [B, T] 1 where the token is a target (aligned with input_ids; shifted by the loss).
+    """
+
+    input_ids: Tensor
+    attention_mask: Tensor
+    loss_mask: Tensor
+
+    def to(self, device: torch.device | str) -> "SFTBatch":
+        return SFTBatch(self.input_ids.to(device), self.attention_mask.to(device), self.loss_mask.to(device))
+
+
+def collate_examples(examples: list[TokenizedExample], pad_id: int) -> SFTBatch:
+    """Right-pads a list of examples to the longest one."""
+    length = max(len(e.input_ids) for e in examples)
+    ids = torch.full((len(examples), length), pad_id, dtype=torch.long)
+    attention = torch.zeros((len(examples), length), dtype=torch.long)
+    loss = torch.zeros((len(examples), length), dtype=torch.long)
+    for row, e in enumerate(examples):
+        n = len(e.input_ids)
+        ids[row, :n] = torch.tensor(e.input_ids)
+        attention[row, :n] = 1
+        loss[row, :n] = torch.tensor(e.loss_mask)
+    return SFTBatch(ids, attention, loss)

@@ -1,0 +1,96 @@
+"""SFT stages 2 and 3: next-token loss on the policy's own tokens (stage 2) or on every token (stage 3)."""
+
+from __future__ import annotations
+
+import os
+import shutil
+import time
+from pathlib import Path
+
+import lightning as L
+import torch
+from torch import Tensor
+
+from coa.data.batch import SFTBatch
+from coa.policy import Policy
+from coa.schedules import warmup_cosine
+
+
+def masked_token_nll(token_logprobs: Tensor, target_mask: Tensor) -> Tensor:
+    """Mean negative log-likelihood over the target tokens of the whole batch.
+
+    Args:
+        token_logprobs: [B, T-1] log p(token t+1 | <= t).
+        target_mask: [B, T-1] 1 where token t+1 is a target.
+    """
+    mask = target_mask.to(token_logprobs.dtype)
+    return -(token_logprobs * mask).sum() / mask.sum().clamp(min=1)
+
+
+class SFTModule(L.LightningModule):
+    """Supervised fine-tuning of the shared policy; which tokens count is the datamodule's loss mask.
+
+    Args:
+        policy: the backbone (model + tokenizer) shared by every stage.
+        lr: peak learning rate (AdamW).
+        weight_decay: AdamW weight decay.
+        warmup_steps: linear warm-up, then cosine decay to 10 % at `trainer.max_steps`.
+        export_dir: where the trained policy is written as a Hugging Face directory when fit ends
+            (the next stage's `model_name_or_path`); None writes nothing.
+    """
+
+    def __init__(
+        self,
+        policy: Policy,
+        lr: float = 1e-5,
+        weight_decay: float = 0.0,
+        warmup_steps: int = 0,
+        export_dir: str | None = None,
+    ) -> None:
+        super().__init__()
+        self.save_hyperparameters(ignore=["policy"])
+        self.policy = policy
+        self._tick: float | None = None
+
+    def loss(self, batch: SFTBatch) -> Tensor:
+        logprobs = self.policy.token_logprobs(batch.input_ids, batch.attention_mask)
+        return masked_token_nll(logprobs, batch.loss_mask[:, 1:])
+
+    def training_step(self, batch: SFTBatch, batch_idx: int) -> Tensor:
+        loss = self.loss(batch)
+        self.log("train/loss", loss, prog_bar=True)
+        self.log("train/lr", self.optimizers().param_groups[0]["lr"])
+        self.log("train/loss_tokens", batch.loss_mask[:, 1:].sum().float())
+        now = time.perf_counter()
+        if self._tick is not None:
+            self.log("perf/tokens_per_s", batch.attention_mask.sum().float() / (now - self._tick), prog_bar=True)
+        self._tick = now
+        return loss
+
+    def validation_step(self, batch: SFTBatch, batch_idx: int) -> Tensor:
+        loss = self.loss(batch)
+        self.log("val/loss", loss, prog_bar=True, batch_size=batch.input_ids.shape[0])
+        return loss
+
+    def configure_optimizers(self):
+        params = [p for p in self.policy.parameters() if p.requires_grad]
+        optimizer = torch.optim.AdamW(params, lr=self.hparams.lr, weight_decay=self.hparams.weight_decay)
+        total = max(1, self.trainer.max_steps) if self.trainer.max_steps > 0 else 10**9
+        schedule = torch.optim.lr_scheduler.LambdaLR(
+            optimizer, lambda step: warmup_cosine(step, self.hparams.warmup_steps, total)
+        )
+        return {"optimizer": optimizer, "lr_scheduler": {"scheduler": schedule, "interval": "step"}}
+
+    def on_train_end(self) -> None:
+        if self.hparams.export_dir and self.trainer.is_global_zero:
+            export_policy(self.policy, Path(self.hparams.export_dir))
+
+
+def export_policy(policy: Policy, out: Path) -> None:
+    """Writes the policy beside `out` and renames it into place, so a crash never leaves half a model."""
+    tmp = out.with_name(f".{out.name}.tmp")
+    shutil.rmtree(tmp, ignore_errors=True)
+    policy.save_pretrained(tmp)
+    if out.exists():
+        shutil.rmtree(out)
+    os.replace(tmp, out)

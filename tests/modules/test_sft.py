@@ -1,0 +1,96 @@
+"""SFTModule through the real CLI: loss by hand, determinism, SIGKILL + resume from `last`, LoRA by config, export."""
+
+import os
+import signal
+import subprocess
+import sys
+import time
+from pathlib import Path
+
+import pytest
+import torch
+from transformers import AutoModelForCausalLM
+
+from coa.lightning_cli import run_lightning_cli
+
+ROOT = Path(__file__).resolve().parents[2]
+from coa.modules.sft import masked_token_nll  # noqa: E402
+
+
+def test_masked_token_nll_by_hand():
+    logprobs = torch.tensor([[-1.0, -2.0, -3.0], [-4.0, -5.0, -6.0]])
+    mask = torch.tensor([[1, 0, 1], [0, 0, 1]])
+    # (1 + 3 + 6) / 3 target tokens
+    assert masked_token_nll(logprobs, mask).item() == pytest.approx(10 / 3)
+
+
+def fit_args(world: Path, model_dir: Path, root: Path, max_steps: int, stage: str = "sft2") -> list[str]:
+    return [
+        "fit", "--config", str(ROOT / "configs" / f"{stage}.yaml"),
+        f"--trainer.default_root_dir={root}",
+        f"--trainer.max_steps={max_steps}",
+        "--trainer.val_check_interval=5",
+        "--trainer.limit_val_batches=2",
+        "--trainer.enable_progress_bar=false",
+        "--trainer.callbacks.init_args.every_n_train_steps=4",
+        f"--model.init_args.policy.init_args.model_name_or_path={model_dir}",
+        "--model.init_args.warmup_steps=2",
+        f"--data.init_args.train_path={world / 'sft' / 'train.jsonl'}",
+        f"--data.init_args.val_path={world / 'sft' / 'dev.jsonl'}",
+        "--data.init_args.batch_size=4",
+    ]
+
+
+def final_loss(cli) -> float:
+    return float(cli.trainer.callback_metrics["train/loss"])
+
+
+def weights(model_dir: Path) -> dict[str, torch.Tensor]:
+    return AutoModelForCausalLM.from_pretrained(model_dir).state_dict()
+
+
+def test_same_seed_same_loss_and_export_loads(small_world, small_model_dir, tmp_path):
+    a = run_lightning_cli(fit_args(small_world, small_model_dir, tmp_path / "a", 6))
+    b = run_lightning_cli(fit_args(small_world, small_model_dir, tmp_path / "b", 6))
+    assert final_loss(a) == final_loss(b)
+    assert 0 < final_loss(a) < 10
+    exported = weights(tmp_path / "a" / "model")
+    assert all(torch.equal(v, weights(tmp_path / "b" / "model")[k]) for k, v in exported.items())
+    assert not (tmp_path / "a" / ".model.tmp").exists()
+
+
+def test_sigkill_mid_fit_then_resume_from_last_ends_with_the_same_loss(small_world, small_model_dir, tmp_path):
+    steps = 60  # 200 examples / 4 per batch = 50 batches per epoch: the run crosses an epoch boundary
+    reference = run_lightning_cli(fit_args(small_world, small_model_dir, tmp_path / "ref", steps))
+
+    root = tmp_path / "crash"
+    args = fit_args(small_world, small_model_dir, root, steps)
+    env = {**os.environ, "WANDB_MODE": "offline", "PYTHONPATH": str(ROOT)}
+    proc = subprocess.Popen([sys.executable, "-m", "coa.cli", *args], env=env, stdout=subprocess.DEVNULL, stderr=subprocess.PIPE)
+    checkpoints = root / "checkpoints"
+    deadline = time.time() + 120
+    while time.time() < deadline and not any(checkpoints.glob("*step=8*.ckpt")):
+        assert proc.poll() is None, proc.stderr.read().decode()[-2000:]
+        time.sleep(0.05)
+    proc.send_signal(signal.SIGKILL)
+    proc.wait()
+    assert proc.returncode == -signal.SIGKILL
+    assert not (root / "model").exists()  # the run died before exporting
+
+    resumed = run_lightning_cli(args + ["--ckpt_path", "last"])
+    assert resumed.trainer.global_step == steps
+    assert final_loss(resumed) == pytest.approx(final_loss(reference), abs=1e-6)
+    ref_w, res_w = weights(tmp_path / "ref" / "model"), weights(root / "model")
+    assert all(torch.allclose(v, res_w[k], atol=1e-6) for k, v in ref_w.items())
+
+
+@pytest.mark.parametrize("lora, trainable_share", [(None, 1.0), ("{r: 4, alpha: 8}", 0.2)], ids=["full", "lora"])
+def test_lora_switches_on_and_off_by_config(small_world, small_model_dir, tmp_path, lora, trainable_share):
+    args = fit_args(small_world, small_model_dir, tmp_path / "l", 2)
+    if lora is not None:  # the config's default is `lora: null`
+        args.append(f"--model.init_args.policy.init_args.lora={lora}")
+    cli = run_lightning_cli(args)
+    params = list(cli.model.policy.parameters())
+    share = sum(p.numel() for p in params if p.requires_grad) / sum(p.numel() for p in params)
+    assert share == pytest.approx(1.0) if trainable_share == 1.0 else share < trainable_share
+    assert (tmp_path / "l" / "model" / "config.json").exists()

@@ -1,0 +1,97 @@
+"""Multi-turn rollouts: batched tool calls, observations appended as ids with no policy mask, the budget."""
+
+import pytest
+
+from coa.engines.base import GenerationEngine, SamplingSettings
+from coa.formats.action_format import AUTOCOA
+from coa.models.tokenizer import train_tokenizer
+from coa.rollout import BUDGET_MESSAGE, RolloutRunner, RolloutSettings
+from coa.tools.base import Tool
+
+TEXTS = ["<think> I need Ada. <begin_search> Ada </end_search> <search_result> Ada: city Lisbon. </search_result> "
+         "Ada's city Lisbon. </think> \\boxed{Lisbon}"] * 4
+
+
+class ScriptedEngine(GenerationEngine):
+    """Plays back fixed turns per prompt (keyed by the prompt's first token), recording what it was given."""
+
+    def __init__(self, tokenizer, turns: dict[int, list[str]]) -> None:
+        self.tokenizer = tokenizer
+        self.turns = {k: [tokenizer.encode(t, add_special_tokens=False) for t in v] for k, v in turns.items()}
+        self.seen: list[list[int]] = []
+
+    def generate(self, prompts: list[list[int]], settings: SamplingSettings) -> list[list[int]]:
+        self.seen += prompts
+        return [self.turns[p[0]].pop(0) for p in prompts]
+
+
+class RecordingTool(Tool):
+    name = "recording"
+
+    def __init__(self) -> None:
+        self.calls: list[list[str]] = []
+
+    def call(self, arguments: list[str]) -> list[str]:
+        self.calls.append(list(arguments))
+        return [f"{a}: city Lisbon." for a in arguments]
+
+
+class BrokenTool(Tool):
+    name = "broken"
+
+    def call(self, arguments: list[str]) -> list[str]:
+        raise TimeoutError("no answer after 5 s")
+
+
+@pytest.fixture(scope="module")
+def tokenizer():
+    return train_tokenizer(TEXTS, vocab_size=300)
+
+
+def prompts(tokenizer):
+    return [tokenizer.encode("Ada?", add_special_tokens=False), tokenizer.encode("Bob?", add_special_tokens=False)]
+
+
+def test_actions_of_the_batch_go_to_the_tool_together_and_observations_are_masked(tokenizer):
+    a, b = prompts(tokenizer)
+    eos = tokenizer.eos_token
+    engine = ScriptedEngine(tokenizer, {
+        a[0]: ["<think> I need Ada. <begin_search> Ada </end_search>", " Ada's city Lisbon. </think> \\boxed{Lisbon}" + eos],
+        b[0]: ["<think> I need Bob. <begin_search> Bob </end_search>", " </think> \\boxed{Lisbon}" + eos],
+    })
+    tool = RecordingTool()
+    ra, rb = RolloutRunner(engine, tool, tokenizer).run([a, b])
+    assert tool.calls == [["Ada", "Bob"]]
+    observation = tokenizer.encode(AUTOCOA.format_observation("Ada: city Lisbon."), add_special_tokens=False)
+    first_turn = tokenizer.encode("<think> I need Ada. <begin_search> Ada </end_search>", add_special_tokens=False)
+    assert ra.response_ids[len(first_turn): len(first_turn) + len(observation)] == observation
+    assert ra.policy_mask == [1] * len(first_turn) + [0] * len(observation) + [1] * (len(ra.response_ids) - len(first_turn) - len(observation))
+    # The second turn continues from the concatenated ids, never a re-tokenised text.
+    assert engine.seen[2] == a + first_turn + observation
+    assert (ra.actions, ra.truncated, ra.done) == (["Ada"], False, True)
+
+
+def test_past_the_budget_the_policy_gets_the_limit_message(tokenizer):
+    a, _ = prompts(tokenizer)
+    search = "<begin_search> Ada </end_search>"
+    engine = ScriptedEngine(tokenizer, {a[0]: [search, search, " </think> \\boxed{x}" + tokenizer.eos_token]})
+    tool = RecordingTool()
+    (r,) = RolloutRunner(engine, tool, tokenizer, settings=RolloutSettings(max_actions=1)).run([a])
+    assert tool.calls == [["Ada"]]
+    assert r.observations == ["Ada: city Lisbon.", BUDGET_MESSAGE]
+    assert r.actions == ["Ada", "Ada"] and not r.truncated
+
+
+def test_a_failing_tool_becomes_an_observation(tokenizer):
+    a, _ = prompts(tokenizer)
+    engine = ScriptedEngine(tokenizer, {a[0]: ["<begin_search> Ada </end_search>", " \\boxed{x}" + tokenizer.eos_token]})
+    (r,) = RolloutRunner(engine, BrokenTool(), tokenizer).run([a])
+    assert r.observations == ["Tool broken failed: TimeoutError: no answer after 5 s"]
+    assert r.done and not r.truncated
+
+
+def test_running_out_of_turns_marks_truncated(tokenizer):
+    a, _ = prompts(tokenizer)
+    engine = ScriptedEngine(tokenizer, {a[0]: ["<think> I need"]})
+    (r,) = RolloutRunner(engine, RecordingTool(), tokenizer).run([a])
+    assert r.truncated and r.actions == []
