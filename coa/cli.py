@@ -14,12 +14,25 @@ def _defaults_for_every_run() -> None:
     os.environ.setdefault("TOKENIZERS_PARALLELISM", "false")
 
 
+USAGE = """usage: coa <command> [options]
+
+commands:
+  fit | validate | test | predict   Lightning on a YAML config: coa fit --config configs/sft2.yaml [--key=value ...]
+  world build                       write an embedded world: coa world build --out DIR --seed N
+  eval                              EM/F1 with search and closed-book: coa eval --model DIR --qa FILE --corpus FILE
+  quickstart                        world -> tokenizer -> tiny model -> SFT2 -> SFT3 -> eval table
+
+`coa <command> --help` tells more."""
+
+
 def main(argv: list[str] | None = None) -> None:
     """Dispatches `coa <command> ...`."""
     _defaults_for_every_run()
     args = sys.argv[1:] if argv is None else argv
     command = args[0] if args else "--help"
-    if command == "world":
+    if command in ("--help", "-h", "help"):
+        print(USAGE)
+    elif command == "world":
         from coa.commands.world import main as world_main
 
         world_main(args[1:])
@@ -34,7 +47,12 @@ def main(argv: list[str] | None = None) -> None:
     else:
         from coa.lightning_cli import run_lightning_cli
 
-        run_lightning_cli(args)
+        try:
+            run_lightning_cli(None if argv is None else args)
+        except ValueError as e:
+            if not str(e).startswith("bad config"):
+                raise
+            sys.exit(f"coa: {e}")
 
 
 if __name__ == "__main__":

@@ -39,7 +39,7 @@ def score_rollout(example: QAExample, mode: str, rollout: Rollout, text: str, fm
     return Prediction(
         id=example.id, mode=mode, question=example.question, golds=example.golds, answer=answer,
         em=exact_match(answer, example.golds), f1=f1_score(answer, example.golds),
-        searches=len(rollout.actions), format_errors=errors, output=text, meta=example.meta,
+        searches=rollout.tool_calls, format_errors=errors, output=text, meta=example.meta,
     )
 
 

@@ -2,7 +2,10 @@
 
 from __future__ import annotations
 
+import sys
+
 import torch
+from jsonargparse import ArgumentError
 from lightning.pytorch.cli import LightningCLI
 
 
@@ -21,18 +24,37 @@ class CoaCLI(LightningCLI):
             torch.set_num_threads(int(config["torch_threads"]))
 
 
-def run_lightning_cli(args: list[str], run: bool = True) -> CoaCLI:
-    """Runs `coa fit|validate|test|predict --config X.yaml ...` (or builds the CLI without running)."""
+def config_files(args: list[str]) -> list[str]:
+    """The files given with --config/-c, to name them in errors."""
+    files = []
+    for i, a in enumerate(args):
+        if a in ("--config", "-c") and i + 1 < len(args):
+            files.append(args[i + 1])
+        elif a.startswith("--config="):
+            files.append(a.split("=", 1)[1])
+    return files
+
+
+def run_lightning_cli(args: list[str] | None = None, run: bool = True) -> CoaCLI:
+    """Runs `coa fit|validate|test|predict --config X.yaml ...` (or builds the CLI without running).
+
+    A bad config raises ValueError naming the config file(s) and the key jsonargparse rejected.
+    """
     import lightning as L
 
-    return CoaCLI(
-        L.LightningModule,
-        L.LightningDataModule,
-        subclass_mode_model=True,
-        subclass_mode_data=True,
-        seed_everything_default=0,
-        parser_kwargs={"parser_mode": "omegaconf+"},
-        save_config_kwargs={"overwrite": True},
-        args=args,
-        run=run,
-    )
+    argv = sys.argv[1:] if args is None else args
+    try:
+        return CoaCLI(
+            L.LightningModule,
+            L.LightningDataModule,
+            subclass_mode_model=True,
+            subclass_mode_data=True,
+            seed_everything_default=0,
+            parser_kwargs={"parser_mode": "omegaconf+", "exit_on_error": False},
+            save_config_kwargs={"overwrite": True},
+            args=args,
+            run=run,
+        )
+    except ArgumentError as e:
+        where = ", ".join(config_files(argv)) or "the command line"
+        raise ValueError(f"bad config in {where}: {e}") from None

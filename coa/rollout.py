@@ -21,7 +21,8 @@ class Rollout:
         prompt_ids: [P] the prompt.
         response_ids: [R] everything after the prompt: the policy's tokens and the observations.
         policy_mask: [R] 1 on tokens the policy generated, 0 on observation tokens the environment appended.
-        actions: the tool arguments the policy issued, in order.
+        actions: the tool arguments the policy issued, in order (past the budget too).
+        tool_calls: how many of them the tool answered (those within the budget).
         observations: the texts the tool returned, in order.
         truncated: True when it ran out of turns or tokens before finishing.
     """
@@ -30,6 +31,7 @@ class Rollout:
     response_ids: list[int] = field(default_factory=list)
     policy_mask: list[int] = field(default_factory=list)
     actions: list[str] = field(default_factory=list)
+    tool_calls: int = 0
     observations: list[str] = field(default_factory=list)
     truncated: bool = False
     done: bool = False
@@ -125,6 +127,7 @@ class RolloutRunner:
             if len(r.actions) > self.settings.max_actions:
                 self._append_observation(r, BUDGET_MESSAGE)
             else:
+                r.tool_calls += 1
                 calls.append(r)
                 arguments.append(argument)
         for r, observation in zip(calls, self._call_tool(arguments)):

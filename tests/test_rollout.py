@@ -79,7 +79,7 @@ def test_past_the_budget_the_policy_gets_the_limit_message(tokenizer):
     (r,) = RolloutRunner(engine, tool, tokenizer, settings=RolloutSettings(max_actions=1)).run([a])
     assert tool.calls == [["Ada"]]
     assert r.observations == ["Ada: city Lisbon.", BUDGET_MESSAGE]
-    assert r.actions == ["Ada", "Ada"] and not r.truncated
+    assert r.actions == ["Ada", "Ada"] and r.tool_calls == 1 and not r.truncated
 
 
 def test_a_failing_tool_becomes_an_observation(tokenizer):

@@ -13,7 +13,7 @@ from omegaconf import OmegaConf
 
 from coa.models.tiny import TinyModelConfig, build_tiny_model
 from coa.models.tokenizer import train_tokenizer
-from coa.prompts import INSTRUCTIONS
+from coa.prompts import INSTRUCTIONS, extract_question
 from coa.world.build import build_world
 from coa.world.config import WorldConfig
 
@@ -62,7 +62,8 @@ def load_config(path: str | None, overrides: list[str]) -> QuickstartConfig:
 def build_tokenizer_and_model(world_dir: Path, config: QuickstartConfig) -> Path:
     texts = [json.loads(line)["contents"] for line in open(world_dir / "corpus.jsonl", encoding="utf-8")]
     for line in open(world_dir / "sft" / "train.jsonl", encoding="utf-8"):
-        texts.append(json.loads(line)["messages"][-1]["content"])
+        messages = json.loads(line)["messages"]
+        texts += [extract_question(messages[0]["content"]), messages[-1]["content"]]
     texts += list(INSTRUCTIONS.values())
     tokenizer = train_tokenizer(texts, config.vocab_size)
     return build_tiny_model(tokenizer, config.model, world_dir.parent / "model" / "init")

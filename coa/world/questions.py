@@ -68,14 +68,14 @@ def chain_question(world: World, subject_id: str, length: int, rng: random.Rando
     return Question(text, hops[-1].value, kind, hops, subject_id)
 
 
-def comparison_question(world: World, subject_id: str, rng: random.Random) -> Question | None:
-    subject = world.get(subject_id)
-    if subject.type not in COMPARISONS:
+def comparison_question(world: World, subject_id: str, other_id: str, rng: random.Random) -> Question | None:
+    """Which of two entities of one type came first; None when the pair does not fit (retry)."""
+    subject, other = world.get(subject_id), world.get(other_id)
+    if subject.type not in COMPARISONS or other.type != subject.type or other.id == subject.id:
         return None
     relation, phrase = COMPARISONS[subject.type]
-    other = world.get(rng.choice(world.by_type[subject.type]))
     year_a, year_b = int(subject.attrs[relation]), int(other.attrs[relation])
-    if other.id == subject.id or year_a == year_b:
+    if year_a == year_b:
         return None
     pair = [subject, other] if rng.random() < 0.5 else [other, subject]
     hops = [Hop(e.name, relation, str(e.attrs[relation])) for e in pair]
@@ -100,5 +100,6 @@ def draw_question(world: World, kind: str, subjects: list[str], rng: random.Rand
         return no_search_question(rng)
     subject_id = rng.choice(subjects)
     if kind == "comparison":
-        return comparison_question(world, subject_id, rng)
+        # Both names come from `subjects`, so an entity held out of training is never named in it.
+        return comparison_question(world, subject_id, rng.choice(subjects), rng)
     return chain_question(world, subject_id, HOP_KINDS[kind], rng)

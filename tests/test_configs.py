@@ -1,0 +1,68 @@
+"""Every file in configs/ loads; a bad config or data file fails naming the file and the field or line."""
+
+import json
+from pathlib import Path
+
+import pytest
+
+from coa.commands.quickstart import load_config
+from coa.lightning_cli import run_lightning_cli
+from coa.modules.sft import SFTModule
+
+CONFIGS = Path(__file__).resolve().parents[1] / "configs"
+STAGES = sorted(p for p in CONFIGS.glob("*.yaml") if p.name != "quickstart.yaml")
+
+
+def overrides(world: Path, model_dir: Path, root: Path) -> list[str]:
+    return [
+        f"--trainer.default_root_dir={root}",
+        f"--model.init_args.policy.init_args.model_name_or_path={model_dir}",
+        f"--data.init_args.train_path={world / 'sft' / 'train.jsonl'}",
+        f"--data.init_args.val_path={world / 'sft' / 'dev.jsonl'}",
+    ]
+
+
+@pytest.mark.parametrize("config", STAGES, ids=[p.name for p in STAGES])
+def test_stage_config_instantiates_with_interpolations_resolved(config, small_world, small_model_dir, tmp_path):
+    cli = run_lightning_cli(["--config", str(config), *overrides(small_world, small_model_dir, tmp_path)], run=False)
+    assert isinstance(cli.model, SFTModule)
+    assert cli.model.hparams.export_dir == f"{tmp_path}/model"
+    assert cli.datamodule.hparams.tokenizer_path == str(small_model_dir)
+    assert Path(cli.trainer.checkpoint_callback.dirpath) == tmp_path / "checkpoints"
+
+
+def test_quickstart_config_loads_onto_its_schema():
+    config = load_config(None, ["sft2_steps=5"])
+    assert config.sft2_steps == 5 and config.world.topk >= 1 and config.model.hidden_size > 0
+
+
+def test_unknown_key_names_the_file_and_the_key(tmp_path, small_world, small_model_dir):
+    bad = tmp_path / "bad.yaml"
+    bad.write_text((CONFIGS / "sft2.yaml").read_text().replace("    batch_size: 8", "    batch_sise: 8"))
+    with pytest.raises(ValueError, match=r"bad config in .*bad.yaml(.|\n)*batch_sise"):
+        run_lightning_cli(["--config", str(bad), *overrides(small_world, small_model_dir, tmp_path)], run=False)
+
+
+def test_wrong_type_names_the_file_and_the_key(tmp_path, small_world, small_model_dir):
+    bad = tmp_path / "bad.yaml"
+    bad.write_text((CONFIGS / "sft2.yaml").read_text().replace("lr: 3.0e-3", "lr: fast"))
+    with pytest.raises(ValueError, match=r"bad config in .*bad.yaml(.|\n)*\"lr\""):
+        run_lightning_cli(["--config", str(bad), *overrides(small_world, small_model_dir, tmp_path)], run=False)
+
+
+def test_quickstart_unknown_key_names_file_and_key(tmp_path):
+    bad = tmp_path / "q.yaml"
+    bad.write_text("sft2_stepz: 4\n")
+    with pytest.raises(ValueError, match=r"q.yaml.*sft2_stepz"):
+        load_config(str(bad), [])
+
+
+def test_bad_data_line_fails_at_setup_naming_file_and_line(tmp_path, small_world, small_model_dir):
+    data = tmp_path / "train.jsonl"
+    lines = (small_world / "sft" / "train.jsonl").read_text().splitlines()[:10]
+    lines[6] = json.dumps({"id": "x", "messages": [{"role": "user", "content": "q"}]})
+    data.write_text("\n".join(lines) + "\n")
+    args = ["--config", str(STAGES[0]), *overrides(small_world, small_model_dir, tmp_path), f"--data.init_args.train_path={data}"]
+    cli = run_lightning_cli(args, run=False)
+    with pytest.raises(ValueError, match=r"train.jsonl:7: field 'messages'"):
+        cli.datamodule.setup("fit")
