@@ -1,4 +1,4 @@
-"""The `coa` command: Lightning's fit/validate/test on YAML configs, plus `world`, `eval` and `quickstart`."""
+"""The `coa` command: Lightning's fit/validate/test on YAML configs, plus `world`, `eval`, `quickstart`, `serve-retriever`."""
 
 from __future__ import annotations
 
@@ -21,6 +21,7 @@ commands:
   world build                       write an embedded world: coa world build --out DIR --seed N
   eval                              EM/F1 with search and closed-book: coa eval --model DIR --qa FILE --corpus FILE
   quickstart                        world -> tokenizer -> tiny model -> SFT2 -> SFT3 -> eval table
+  serve-retriever                   BM25 over HTTP (Search-R1/FlashRAG protocol): --corpus FILE --port P
 
 `coa <command> --help` tells more."""
 
@@ -44,6 +45,10 @@ def main(argv: list[str] | None = None) -> None:
         from coa.commands.quickstart import main as quickstart_main
 
         quickstart_main(args[1:])
+    elif command == "serve-retriever":
+        from coa.commands.serve_retriever import main as serve_retriever_main
+
+        serve_retriever_main(args[1:])
     else:
         from coa.lightning_cli import run_lightning_cli
 

@@ -55,15 +55,26 @@ def run_mode(
     return [score_rollout(e, mode, r, runner.text(r), runner.fmt) for e, r in zip(examples, rollouts)]
 
 
+CHAIN_KINDS = ("single", "chain2", "chain3", "chain4")
+
+
 def group_keys(prediction: Prediction) -> list[str]:
-    """The table rows a prediction counts in: all, its hop count, its kind, and seen/unseen entity."""
+    """The table rows a prediction counts in.
+
+    `all`; `needs_search` (every kind but no_search: closed-book should fail there); `hops=k` for
+    k-hop chains (a comparison's two searches are not a chain: it has its own kind row); the kind;
+    and seen/unseen entity.
+    """
     keys = ["all"]
     meta = prediction.meta
-    if "hops" in meta:
+    kind = meta.get("kind")
+    if kind is not None and kind != "no_search":
+        keys.append("needs_search")
+    if "hops" in meta and (kind is None or kind in CHAIN_KINDS):
         keys.append(f"hops={meta['hops']}")
-    if "kind" in meta:
-        keys.append(f"kind={meta['kind']}")
-    if "unseen_entity" in meta:
+    if kind is not None:
+        keys.append(f"kind={kind}")
+    if "unseen_entity" in meta and kind != "no_search":
         keys.append("entity=unseen" if meta["unseen_entity"] else "entity=seen")
     return keys
 
@@ -106,7 +117,7 @@ def markdown_table(summary: dict[str, dict[str, float]]) -> str:
 
 
 def _group_order(group: str) -> tuple[int, str]:
-    order = {"all": 0, "hops": 1, "entity": 2, "kind": 3}
+    order = {"all": 0, "needs_search": 1, "hops": 2, "entity": 3, "kind": 4}
     return order.get(group.split("=")[0], 9), group
 
 

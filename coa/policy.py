@@ -190,6 +190,30 @@ class Policy(torch.nn.Module):
         """
         return gather_logprobs(self(input_ids, attention_mask), input_ids)
 
+    def target_logprobs(self, input_ids: Tensor, attention_mask: Tensor, target_mask: Tensor) -> Tensor:
+        """[N] log p of the N target tokens only: the output layer runs on those positions alone.
+
+        With a large vocabulary and a loss on part of each sequence (SFT stage 2), this skips most of the
+        output layer's work. Models whose head is more than a linear map (logit soft-capping) take the
+        full path.
+
+        Args:
+            input_ids: [B, T] token ids.
+            attention_mask: [B, T] 1 for real tokens.
+            target_mask: [B, T-1] 1 where token t+1 is a target.
+        """
+        head = self.model.get_output_embeddings()
+        if head is None or getattr(self.model.config, "final_logit_softcapping", None):
+            return self.token_logprobs(input_ids, attention_mask)[target_mask.bool()]
+        out = self.model(
+            input_ids=input_ids, attention_mask=attention_mask, position_ids=position_ids_from_mask(attention_mask),
+            use_cache=False, output_hidden_states=True, logits_to_keep=1,
+        )
+        hidden = out.hidden_states[-1][:, :-1][target_mask.bool()]  # [N, H]
+        logits = head(hidden).float()
+        targets = input_ids[:, 1:][target_mask.bool()]
+        return torch.log_softmax(logits, dim=-1).gather(-1, targets[:, None])[:, 0]
+
     def sequence_logprobs(self, input_ids: Tensor, attention_mask: Tensor, loss_mask: Tensor) -> SequenceLogprobs:
         """Per-token, summed and length-normalised log-probs of the loss tokens.
 

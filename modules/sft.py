@@ -16,17 +16,6 @@ from coa.policy import Policy
 from coa.schedules import warmup_cosine
 
 
-def masked_token_nll(token_logprobs: Tensor, target_mask: Tensor) -> Tensor:
-    """Mean negative log-likelihood over the target tokens of the whole batch.
-
-    Args:
-        token_logprobs: [B, T-1] log p(token t+1 | <= t).
-        target_mask: [B, T-1] 1 where token t+1 is a target.
-    """
-    mask = target_mask.to(token_logprobs.dtype)
-    return -(token_logprobs * mask).sum() / mask.sum().clamp(min=1)
-
-
 class SFTModule(L.LightningModule):
     """Supervised fine-tuning of the shared policy; which tokens count is the datamodule's loss mask.
 
@@ -52,9 +41,13 @@ class SFTModule(L.LightningModule):
         self.policy = policy
         self._tick: float | None = None
 
+    def on_fit_start(self) -> None:
+        self.policy.model.train()  # from_pretrained returns the model in eval mode (dropout off)
+
     def loss(self, batch: SFTBatch) -> Tensor:
-        logprobs = self.policy.token_logprobs(batch.input_ids, batch.attention_mask)
-        return masked_token_nll(logprobs, batch.loss_mask[:, 1:])
+        """Mean next-token NLL over the batch's target tokens (the output layer runs on those alone)."""
+        targets = batch.loss_mask[:, 1:] * batch.attention_mask[:, 1:]
+        return -self.policy.target_logprobs(batch.input_ids, batch.attention_mask, targets).mean()
 
     def training_step(self, batch: SFTBatch, batch_idx: int) -> Tensor:
         loss = self.loss(batch)

@@ -41,3 +41,28 @@ def small_model_dir(small_world: Path, tmp_path_factory: pytest.TempPathFactory)
     tokenizer = train_tokenizer(texts + list(INSTRUCTIONS.values()), vocab_size=400)
     config = TinyModelConfig(hidden_size=32, num_layers=2, num_heads=2, intermediate_size=64, max_position_embeddings=1024)
     return build_tiny_model(tokenizer, config, tmp_path_factory.mktemp("small_model"))
+
+
+def teach_one_trajectory(model_dir: Path, question: str, response: str, out_dir: Path, steps: int = 150) -> Path:
+    """Overfits a tiny model on one trajectory (short prompt), so a test can watch it act on real tools."""
+    from coa.masking import tokenize_chat
+    from coa.policy import Policy
+    from coa.prompts import PromptTemplate
+
+    policy = Policy(str(model_dir))
+    example = tokenize_chat(policy.tokenizer, PromptTemplate("short").messages(question), response, True)
+    ids = torch.tensor([example.input_ids])
+    target = torch.tensor([example.loss_mask])[:, 1:]
+    torch.manual_seed(0)
+    optimizer = torch.optim.Adam(policy.parameters(), lr=1e-2)
+    for _ in range(steps):
+        loss = -policy.target_logprobs(ids, torch.ones_like(ids), target).mean()
+        optimizer.zero_grad()
+        loss.backward()
+        optimizer.step()
+    return policy.save_pretrained(out_dir)
+
+
+@pytest.fixture
+def teach():
+    return teach_one_trajectory

@@ -251,3 +251,13 @@ def test_quantised_loading_without_cuda_says_what_to_install(model_dir):
     with pytest.raises(RuntimeError, match=r"coa\[qlora\]") as err:
         Policy(str(model_dir), lora=LoraSettings(), load_in_bits=4)
     assert "CUDA" in str(err.value)
+
+
+def test_target_logprobs_equal_the_full_path_at_the_targets(model_dir):
+    policy = Policy(str(model_dir))
+    ids, attn = batch(policy)
+    target = torch.zeros(ids.shape[0], ids.shape[1] - 1, dtype=torch.long)
+    target[:, ::2] = 1
+    target = target * attn[:, 1:]
+    full = policy.token_logprobs(ids, attn)[target.bool()]
+    assert torch.allclose(policy.target_logprobs(ids, attn, target), full, atol=1e-5)

@@ -9,16 +9,19 @@ from dataclasses import dataclass
 from pathlib import Path
 
 import torch
+from omegaconf import OmegaConf
 
 from coa.data.atomic import atomic_open, write_jsonl
 from coa.data.qa import read_qa_jsonl
 from coa.engines.hf import HFEngine
 from coa.evaluation import MODES, markdown_table, predictions_as_rows, run_mode, summarize
-from coa.formats.action_format import AUTOCOA
+from coa.formats.action_format import ActionFormat, action_format
 from coa.policy import Policy
 from coa.prompts import PromptTemplate
 from coa.rollout import RolloutRunner, RolloutSettings, UnavailableTool
+from coa.tools.base import Tool
 from coa.tools.bm25 import BM25Search
+from coa.tools.registry import tool_from_config
 
 
 @dataclass
@@ -30,8 +33,10 @@ class EvalReport:
 def evaluate_model(
     model_dir: str,
     qa_path: str,
-    corpus_path: str,
+    corpus_path: str | None = None,
     topk: int = 3,
+    tool: str | dict | Tool | None = None,
+    fmt: str | dict | ActionFormat = "autocoa",
     prompt: str = "autocoa",
     max_actions: int = 5,
     max_new_tokens: int = 128,
@@ -42,7 +47,15 @@ def evaluate_model(
     out_dir: str | None = None,
     torch_threads: int | None = None,
 ) -> EvalReport:
-    """Evaluates a Hugging Face model directory; writes metrics.json, predictions.jsonl, table.md to `out_dir`."""
+    """Evaluates a Hugging Face model directory; writes metrics.json, predictions.jsonl, table.md to `out_dir`.
+
+    The tool is BM25 over `corpus_path` unless `tool` names another (a registered name, a class path,
+    or {"class_path": ..., "init_args": {...}}); closed-book replaces it with a refusal.
+    """
+    if tool is None and corpus_path is None:
+        raise ValueError("eval: give a corpus (BM25 search over it) or a tool spec")
+    search_tool = BM25Search(corpus_path, topk=topk) if tool is None else tool_from_config(tool)
+    tags = action_format(fmt)
     unknown = sorted(set(modes) - set(MODES))
     if unknown:
         raise ValueError(f"eval: unknown modes {unknown}; choose from {list(MODES)}")
@@ -55,8 +68,7 @@ def evaluate_model(
     settings = RolloutSettings(max_actions=max_actions, max_turn_tokens=max_new_tokens, max_response_tokens=max_response_tokens)
     predictions = []
     for mode in modes:
-        tool = BM25Search(corpus_path, topk=topk) if mode == "search" else UnavailableTool()
-        runner = RolloutRunner(engine, tool, policy.tokenizer, AUTOCOA, settings)
+        runner = RolloutRunner(engine, search_tool if mode == "search" else UnavailableTool(), policy.tokenizer, tags, settings)
         start = time.time()
         predictions += run_mode(examples, runner, template, mode)
         print(f"[eval] {mode}: {len(examples)} questions in {time.time() - start:.0f} s", flush=True)
@@ -76,11 +88,20 @@ def write_report(out: Path, report: EvalReport, predictions, model_dir: str, qa_
         f.write(report.markdown + "\n")
 
 
+def yaml_value(text: str) -> str | dict:
+    """A command-line value that may be a plain name or an inline YAML mapping."""
+    value = OmegaConf.to_container(OmegaConf.create(text)) if text.lstrip().startswith("{") else text
+    return value
+
+
 def main(argv: list[str]) -> None:
     parser = argparse.ArgumentParser(prog="coa eval", description=__doc__)
     parser.add_argument("--model", required=True, help="Hugging Face model directory (or hub id)")
     parser.add_argument("--qa", required=True, help="FlashRAG QA JSONL (id, question, golden_answers)")
-    parser.add_argument("--corpus", required=True, help="corpus JSONL (id, contents) searched with BM25")
+    parser.add_argument("--corpus", default=None, help="corpus JSONL (id, contents) searched with BM25")
+    parser.add_argument("--tool", default=None, type=yaml_value,
+                        help="another tool instead of BM25: a name, a class path, or YAML '{class_path: pkg.Tool, init_args: {...}}'")
+    parser.add_argument("--format", default="autocoa", type=yaml_value, help="action tags: autocoa, search_r1, or a YAML mapping of tags")
     parser.add_argument("--topk", type=int, default=3)
     parser.add_argument("--prompt", default="autocoa", help="autocoa, short, or a text with {question}")
     parser.add_argument("--max_actions", type=int, default=5)
@@ -92,7 +113,8 @@ def main(argv: list[str]) -> None:
     parser.add_argument("--torch_threads", type=int, default=None)
     args = parser.parse_args(argv)
     report = evaluate_model(
-        model_dir=args.model, qa_path=args.qa, corpus_path=args.corpus, topk=args.topk, prompt=args.prompt,
+        model_dir=args.model, qa_path=args.qa, corpus_path=args.corpus, topk=args.topk, tool=args.tool, fmt=args.format,
+        prompt=args.prompt,
         max_actions=args.max_actions, max_new_tokens=args.max_new_tokens, batch_size=args.batch_size,
         limit=args.limit, modes=tuple(args.modes), out_dir=args.out, torch_threads=args.torch_threads,
     )

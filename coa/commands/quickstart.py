@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import argparse
 import json
+import sys
 import time
 from dataclasses import dataclass, field
 from importlib import resources
@@ -33,7 +34,7 @@ class QuickstartConfig:
     seed: int = 0
     torch_threads: int | None = None
     world: dict = field(default_factory=dict)
-    vocab_size: int = 1024
+    vocab_size: int = 4096
     model: dict = field(default_factory=dict)
     sft2_steps: int = 700
     sft3_steps: int = 100
@@ -87,7 +88,11 @@ def fit_stage(stage: str, model_dir: Path, world_dir: Path, out: Path, steps: in
     ]
     if config.torch_threads:
         args.append(f"--torch_threads={config.torch_threads}")
-    run_lightning_cli(args)
+    argv, sys.argv = sys.argv, sys.argv[:1]  # LightningCLI gets its arguments from `args`, not our command line
+    try:
+        run_lightning_cli(args)
+    finally:
+        sys.argv = argv
     wandb.finish()  # one W&B run per stage
     return root / "model"
 
@@ -101,20 +106,30 @@ def main(argv: list[str]) -> None:
     run(config)
 
 
-def run(config: QuickstartConfig) -> dict:
-    from coa.commands.evaluate import evaluate_model
-
+def run(config: QuickstartConfig) -> dict[str, dict]:
+    """Runs every step; evaluates each stage's model; returns {stage: metrics}."""
     start = time.time()
     out = Path(config.out)
     world_dir = out / "world"
     print(f"[quickstart] world -> {world_dir}", flush=True)
     build_world(world_dir, config.world)
     print("[quickstart] tokenizer + tiny model", flush=True)
-    model_dir = build_tokenizer_and_model(world_dir, config)
-    model_dir = fit_stage("sft2", model_dir, world_dir, out, config.sft2_steps, config)
+    models = {"init": build_tokenizer_and_model(world_dir, config)}
+    models["sft2"] = fit_stage("sft2", models["init"], world_dir, out, config.sft2_steps, config)
     if config.sft3_steps > 0:
-        model_dir = fit_stage("sft3", model_dir, world_dir, out, config.sft3_steps, config)
-    print(f"[quickstart] eval {model_dir} on {config.eval.split}", flush=True)
+        models["sft3"] = fit_stage("sft3", models["sft2"], world_dir, out, config.sft3_steps, config)
+    results = {}
+    for stage in [s for s in ("sft2", "sft3") if s in models]:
+        results[stage] = evaluate_stage(stage, models[stage], world_dir, out, config)
+    print(f"[quickstart] done in {time.time() - start:.0f} s; tables in {out / 'eval'}/<stage>/table.md", flush=True)
+    return results
+
+
+def evaluate_stage(stage: str, model_dir: Path, world_dir: Path, out: Path, config: QuickstartConfig) -> dict:
+    """The stage's model on the held-out split, with search and closed-book; prints the table."""
+    from coa.commands.evaluate import evaluate_model
+
+    print(f"[quickstart] eval {stage} ({model_dir}) on {config.eval.split}", flush=True)
     report = evaluate_model(
         model_dir=str(model_dir),
         qa_path=str(world_dir / "qa" / f"{config.eval.split}.jsonl"),
@@ -123,9 +138,8 @@ def run(config: QuickstartConfig) -> dict:
         prompt="short",
         max_actions=config.eval.max_actions,
         max_new_tokens=config.eval.max_new_tokens,
-        out_dir=str(out / "eval"),
+        out_dir=str(out / "eval" / stage),
         torch_threads=config.torch_threads,
     )
-    print(report.markdown)
-    print(f"[quickstart] done in {time.time() - start:.0f} s; results in {out / 'eval'}", flush=True)
+    print(f"\n{stage}: held-out {config.eval.split} questions\n{report.markdown}\n", flush=True)
     return report.metrics

@@ -3,12 +3,24 @@
 from __future__ import annotations
 
 from abc import ABC, abstractmethod
+from typing import Any
+
+from coa.tools.registry import register_tool
 
 
 class Tool(ABC):
-    """Subclass, set `name`, implement `call`; name the class in a config to use it."""
+    """Subclass, set `name`, implement `call`; name the class in a config to use it.
+
+    A subclass that sets `name` in its body registers itself under it (see `coa.tools.registry`);
+    `tool_from_config("calculator")` or `{"class_path": "pkg.mod.MyTool", "init_args": {...}}` builds it.
+    """
 
     name: str = "tool"
+
+    def __init_subclass__(cls, **kwargs: Any) -> None:
+        super().__init_subclass__(**kwargs)
+        if "name" in cls.__dict__:  # a subclass that only tweaks a tool keeps no name of its own
+            register_tool(cls)
 
     @abstractmethod
     def call(self, arguments: list[str]) -> list[str]:

@@ -42,5 +42,6 @@ class Oracle:
             )
         if question.reasoning:
             parts.append(f" {question.reasoning}")
-        parts.append(f" {fmt.think_close} {fmt.answer_open}{question.answer}{fmt.answer_close}")
+        # Spaces inside the answer span: the answer then tokenises exactly as where the model read it.
+        parts.append(f" {fmt.think_close} {fmt.answer_open} {question.answer} {fmt.answer_close}")
         return "".join(parts)

@@ -14,14 +14,20 @@ from transformers import AutoModelForCausalLM
 from coa.lightning_cli import run_lightning_cli
 
 ROOT = Path(__file__).resolve().parents[2]
-from coa.modules.sft import masked_token_nll  # noqa: E402
+from coa.data.batch import collate_examples  # noqa: E402
+from coa.masking import TokenizedExample  # noqa: E402
+from coa.modules.sft import SFTModule  # noqa: E402
+from coa.policy import Policy  # noqa: E402
 
 
-def test_masked_token_nll_by_hand():
-    logprobs = torch.tensor([[-1.0, -2.0, -3.0], [-4.0, -5.0, -6.0]])
-    mask = torch.tensor([[1, 0, 1], [0, 0, 1]])
-    # (1 + 3 + 6) / 3 target tokens
-    assert masked_token_nll(logprobs, mask).item() == pytest.approx(10 / 3)
+def test_loss_is_the_mean_nll_of_the_target_tokens_only(small_model_dir):
+    module = SFTModule(Policy(str(small_model_dir)))
+    pad = module.policy.tokenizer.pad_token_id
+    batch = collate_examples([TokenizedExample([5, 6, 7, 8], [0, 1, 0, 1]), TokenizedExample([9, 10, 11], [0, 0, 1])], pad)
+    logprobs = module.policy.token_logprobs(batch.input_ids, batch.attention_mask)
+    # targets: row 0 predicts tokens 6 and 8 (positions 0 and 2); row 1 predicts 11 (position 1)
+    expected = -(logprobs[0, 0] + logprobs[0, 2] + logprobs[1, 1]) / 3
+    assert module.loss(batch).item() == pytest.approx(expected.item(), abs=1e-5)
 
 
 def fit_args(world: Path, model_dir: Path, root: Path, max_steps: int, stage: str = "sft2") -> list[str]:

@@ -1,0 +1,1 @@
+"""Serving coa's parts over HTTP: the retrieval server (FlashRAG/Search-R1 `/retrieve` protocol)."""
