@@ -1,6 +1,7 @@
 """AutoCoA verl parquet: the three released files read whole; golds as str or list; errors name file, row, field."""
 
 from collections import Counter
+import os
 from pathlib import Path
 
 import pyarrow as pa
@@ -11,7 +12,14 @@ from coa.data.autocoa_parquet import read_verl_parquet
 from coa.prompts import AUTOCOA_QUESTION_MARKER, PromptTemplate
 
 # The real files sit in shared/ beside the repository (../shared/data/autocoa from the repo root).
-AUTOCOA = Path(__file__).resolve().parents[2].parent / "shared" / "data" / "autocoa"
+AUTOCOA = next(
+    (p for p in (
+        Path(os.environ.get("COA_AUTOCOA_DATA", "/nonexistent")),
+        Path(__file__).resolve().parents[2].parent / "shared" / "data" / "autocoa",
+        Path("/work/shared/data/autocoa"),  # the workplace's copy, for clones made elsewhere
+    ) if p.is_dir()),
+    Path(__file__).resolve().parents[2].parent / "shared" / "data" / "autocoa",
+)
 needs_real = pytest.mark.skipif(
     not (AUTOCOA / "test.parquet").is_file(), reason=f"AutoCoA parquet files not found in {AUTOCOA}"
 )

@@ -1,6 +1,7 @@
 """AutoCoA CoT+A pairs: the sharegpt ranking layout, prefix split at the last <think>, errors name file, item/line, field."""
 
 import json
+import os
 from pathlib import Path
 
 import pytest
@@ -9,7 +10,14 @@ from coa.data.autocoa_parquet import read_verl_parquet
 from coa.data.cota_pairs import ContrastivePair, read_cota_pairs, split_prefix, write_cota_pairs
 from coa.prompts import PromptTemplate
 
-AUTOCOA = Path(__file__).resolve().parents[2].parent / "shared" / "data" / "autocoa"
+AUTOCOA = next(
+    (p for p in (
+        Path(os.environ.get("COA_AUTOCOA_DATA", "/nonexistent")),
+        Path(__file__).resolve().parents[2].parent / "shared" / "data" / "autocoa",
+        Path("/work/shared/data/autocoa"),  # the workplace's copy, for clones made elsewhere
+    ) if p.is_dir()),
+    Path(__file__).resolve().parents[2].parent / "shared" / "data" / "autocoa",
+)
 PREFIX = "\nI need the author of the novel. "
 CHOSEN = "<begin_search> Chocolat novel author </end_search>"
 REJECTED = "The author is surely Alice Walker. </think> \\boxed{Alice Walker}"
