@@ -73,3 +73,29 @@ def tokenize_chat(
         spans += [(len(prompt_text) + s, len(prompt_text) + e) for s, e in observation_spans(response, fmt)]
     mask = char_mask_to_tokens(encoded["offset_mapping"], spans)
     return TokenizedExample(list(encoded["input_ids"]), mask)
+
+
+def generation_prefix(
+    tokenizer: PreTrainedTokenizerBase, prompt_messages: list[dict[str, str]], assistant_prefix: str
+) -> str:
+    """The text a model continues mid-turn: the prompt with the assistant turn opened, then its text so far."""
+    prompt_text = tokenizer.apply_chat_template(prompt_messages, tokenize=False, add_generation_prompt=True)
+    return prompt_text + assistant_prefix
+
+
+def tokenize_continuation(
+    tokenizer: PreTrainedTokenizerBase,
+    prompt_messages: list[dict[str, str]],
+    assistant_prefix: str,
+    continuation: str,
+) -> TokenizedExample:
+    """Tokenises prompt + assistant prefix + continuation; loss on the continuation's tokens only.
+
+    The turn is left open (no end-of-sequence token): a CoT+A continuation stops mid-thought, at an
+    action's close tag or after the answer. A token straddling the prefix/continuation boundary
+    counts as prefix.
+    """
+    prefix = generation_prefix(tokenizer, prompt_messages, assistant_prefix)
+    encoded = tokenizer(prefix + continuation, add_special_tokens=False, return_offsets_mapping=True)
+    mask = char_mask_to_tokens(encoded["offset_mapping"], [(0, len(prefix))])
+    return TokenizedExample(list(encoded["input_ids"]), mask)

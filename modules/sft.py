@@ -66,17 +66,22 @@ class SFTModule(L.LightningModule):
         return loss
 
     def configure_optimizers(self):
-        params = [p for p in self.policy.parameters() if p.requires_grad]
-        optimizer = torch.optim.AdamW(params, lr=self.hparams.lr, weight_decay=self.hparams.weight_decay)
-        total = max(1, self.trainer.max_steps) if self.trainer.max_steps > 0 else 10**9
-        schedule = torch.optim.lr_scheduler.LambdaLR(
-            optimizer, lambda step: warmup_cosine(step, self.hparams.warmup_steps, total)
+        return adamw_warmup_cosine(
+            self.policy, self.hparams.lr, self.hparams.weight_decay, self.hparams.warmup_steps, self.trainer.max_steps
         )
-        return {"optimizer": optimizer, "lr_scheduler": {"scheduler": schedule, "interval": "step"}}
 
     def on_train_end(self) -> None:
         if self.hparams.export_dir and self.trainer.is_global_zero:
             export_policy(self.policy, Path(self.hparams.export_dir))
+
+
+def adamw_warmup_cosine(policy: Policy, lr: float, weight_decay: float, warmup_steps: int, max_steps: int) -> dict:
+    """AdamW on the policy's trainable weights with the `warmup_cosine` schedule per step (every SFT stage's)."""
+    params = [p for p in policy.parameters() if p.requires_grad]
+    optimizer = torch.optim.AdamW(params, lr=lr, weight_decay=weight_decay)
+    total = max(1, max_steps) if max_steps > 0 else 10**9
+    schedule = torch.optim.lr_scheduler.LambdaLR(optimizer, lambda step: warmup_cosine(step, warmup_steps, total))
+    return {"optimizer": optimizer, "lr_scheduler": {"scheduler": schedule, "interval": "step"}}
 
 
 def export_policy(policy: Policy, out: Path) -> None:

@@ -5,30 +5,45 @@ from pathlib import Path
 
 import pytest
 
+from coa.callbacks.trigger_f1 import TriggerF1
 from coa.commands.quickstart import load_config
 from coa.lightning_cli import run_lightning_cli
 from coa.modules.sft import SFTModule
+from coa.modules.sft1 import TriggerModule
 
 CONFIGS = Path(__file__).resolve().parents[1] / "configs"
 STAGES = sorted(p for p in CONFIGS.glob("*.yaml") if p.name != "quickstart.yaml")
+MODULES = {"sft1.yaml": TriggerModule, "sft2.yaml": SFTModule, "sft3.yaml": SFTModule}
+DATA = {"sft1.yaml": ("pairs/train.json", "pairs/dev.json")}  # stage 1 reads CoT+A pairs, the others trajectories
 
 
-def overrides(world: Path, model_dir: Path, root: Path) -> list[str]:
+def data_paths(world: Path, config: str) -> tuple[Path, Path]:
+    train, val = DATA.get(config, ("sft/train.jsonl", "sft/dev.jsonl"))
+    return world / train, world / val
+
+
+def overrides(world: Path, model_dir: Path, root: Path, config: str = "sft2.yaml") -> list[str]:
+    train, val = data_paths(world, config)
     return [
         f"--trainer.default_root_dir={root}",
         f"--model.init_args.policy.init_args.model_name_or_path={model_dir}",
-        f"--data.init_args.train_path={world / 'sft' / 'train.jsonl'}",
-        f"--data.init_args.val_path={world / 'sft' / 'dev.jsonl'}",
+        f"--data.init_args.train_path={train}",
+        f"--data.init_args.val_path={val}",
     ]
 
 
 @pytest.mark.parametrize("config", STAGES, ids=[p.name for p in STAGES])
 def test_stage_config_instantiates_with_interpolations_resolved(config, small_world, small_model_dir, tmp_path):
-    cli = run_lightning_cli(["--config", str(config), *overrides(small_world, small_model_dir, tmp_path)], run=False)
-    assert isinstance(cli.model, SFTModule)
+    args = ["--config", str(config), *overrides(small_world, small_model_dir, tmp_path, config.name)]
+    cli = run_lightning_cli(args, run=False)
+    assert type(cli.model) is MODULES[config.name]
     assert cli.model.hparams.export_dir == f"{tmp_path}/model"
     assert cli.datamodule.hparams.tokenizer_path == str(small_model_dir)
     assert Path(cli.trainer.checkpoint_callback.dirpath) == tmp_path / "checkpoints"
+    for callback in cli.trainer.callbacks:  # stage 1 measures triggering on the datamodule's own held-out pairs
+        if isinstance(callback, TriggerF1):
+            assert callback.pairs_path == str(data_paths(small_world, config.name)[1])
+            assert callback.template == cli.datamodule.template
 
 
 def test_quickstart_config_loads_onto_its_schema():
@@ -62,7 +77,7 @@ def test_bad_data_line_fails_at_setup_naming_file_and_line(tmp_path, small_world
     lines = (small_world / "sft" / "train.jsonl").read_text().splitlines()[:10]
     lines[6] = json.dumps({"id": "x", "messages": [{"role": "user", "content": "q"}]})
     data.write_text("\n".join(lines) + "\n")
-    args = ["--config", str(STAGES[0]), *overrides(small_world, small_model_dir, tmp_path), f"--data.init_args.train_path={data}"]
+    args = ["--config", str(CONFIGS / "sft2.yaml"), *overrides(small_world, small_model_dir, tmp_path), f"--data.init_args.train_path={data}"]
     cli = run_lightning_cli(args, run=False)
     with pytest.raises(ValueError, match=r"train.jsonl:7: field 'messages'"):
         cli.datamodule.setup("fit")

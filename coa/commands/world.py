@@ -1,4 +1,4 @@
-"""`coa world build --out DIR --seed N`: writes an embedded world (corpus, QA sets, SFT data)."""
+"""`coa world build --out DIR --seed N`: writes an embedded world (corpus, QA sets, SFT data, CoT+A pairs)."""
 
 from __future__ import annotations
 
@@ -12,7 +12,7 @@ from coa.world.config import WorldConfig
 def parser() -> argparse.ArgumentParser:
     p = argparse.ArgumentParser(prog="coa world", description="Build the embedded synthetic encyclopedia.")
     sub = p.add_subparsers(dest="action", required=True)
-    b = sub.add_parser("build", help="write corpus.jsonl, qa/*.jsonl|parquet, sft/*.jsonl")
+    b = sub.add_parser("build", help="write corpus.jsonl, qa/*.jsonl|parquet, sft/*.jsonl, pairs/*.json")
     b.add_argument("--out", required=True, help="output directory")
     defaults = WorldConfig()
     b.add_argument("--seed", type=int, default=defaults.seed)
@@ -20,6 +20,10 @@ def parser() -> argparse.ArgumentParser:
         b.add_argument(f"--{name}", type=int, default=getattr(defaults, name))
     b.add_argument("--unseen_fraction", type=float, default=defaults.unseen_fraction)
     b.add_argument("--prompt", default=defaults.prompt, help="instruction written into the files: autocoa | short")
+    b.add_argument("--pairs_per_question", type=int, default=defaults.pairs_per_question,
+                   help="CoT+A decision points (pairs/*.json, SFT stage 1) per question; 0 writes none")
+    b.add_argument("--pair_guess_answer_share", type=float, default=defaults.pair_guess_answer_share,
+                   help="share of need-search pairs whose rejected side jumps to a guessed answer")
     return p
 
 

@@ -18,7 +18,7 @@ from dataclasses import dataclass
 from pathlib import Path
 
 from coa.data.atomic import atomic_open
-from coa.prompts import AUTOCOA_QUESTION_MARKER, extract_question
+from coa.prompts import AUTOCOA_QUESTION_MARKER, PromptTemplate, extract_question
 
 THINK_OPEN = "<think>"
 ROLES = {"human": "user", "user": "user", "gpt": "assistant", "assistant": "assistant", "system": "system"}
@@ -142,3 +142,10 @@ def write_cota_pairs(path: str | Path, pairs: list[ContrastivePair]) -> None:
     ]
     with atomic_open(path) as f:
         json.dump(rows, f, ensure_ascii=False, indent=1)
+
+
+def pair_messages(pair: ContrastivePair, template: PromptTemplate | None = None) -> list[dict[str, str]]:
+    """The chat before the assistant turn: the file's own (history + prompt), or `template` rebuilt on the question."""
+    if template is not None:
+        return template.messages(pair.question)
+    return [dict(m) for m in pair.history] + [{"role": "user", "content": pair.prompt}]

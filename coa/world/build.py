@@ -11,14 +11,17 @@ import pyarrow.parquet as pq
 from tqdm import tqdm
 
 from coa.data.atomic import atomic_open, write_jsonl
+from coa.data.cota_pairs import write_cota_pairs
 from coa.prompts import PromptTemplate
 from coa.tools.bm25 import BM25Search
 from coa.world.config import DEFAULT_MIX, WorldConfig
 from coa.world.encyclopedia import World, generate_world
 from coa.world.oracle import Oracle
+from coa.world.pairs import PairWriter
 from coa.world.questions import Question, draw_question
 
 SPLIT_SEEDS = {"train": 1, "dev": 2, "test": 3}
+PAIR_SEED_OFFSET = 10  # pairs draw from their own rng, so adding them left every other file unchanged
 
 
 def kind_counts(total: int, mix: dict[str, float]) -> dict[str, int]:
@@ -92,7 +95,10 @@ def verl_table(rows: list[dict], split: str, prompt: PromptTemplate) -> pa.Table
 
 
 def build_world(out_dir: str | Path, config: WorldConfig = WorldConfig()) -> dict[str, int]:
-    """Writes corpus.jsonl, qa/{split}.jsonl|.parquet and sft/{split}.jsonl under `out_dir`; returns counts."""
+    """Writes corpus.jsonl, qa/{split}.jsonl|.parquet, sft/{split}.jsonl and pairs/{split}.json under `out_dir`.
+
+    Returns the number of passages, questions per split and pairs per split (`pairs_{split}`).
+    """
     out = Path(out_dir)
     rng = random.Random(config.seed)
     world = generate_world(config, rng)
@@ -102,6 +108,7 @@ def build_world(out_dir: str | Path, config: WorldConfig = WorldConfig()) -> dic
     seen, unseen = split_subjects(world, config.unseen_fraction, rng)
     prompt = PromptTemplate(config.prompt)
     uniform = {k: 1.0 for k in DEFAULT_MIX}
+    pair_writer = PairWriter(world, config.pair_guess_answer_share)
     taken: set[str] = set()
     counts = {"corpus": len(corpus)}
     for split in ("train", "dev", "test"):
@@ -124,5 +131,14 @@ def build_world(out_dir: str | Path, config: WorldConfig = WorldConfig()) -> dic
             for r, (q, t, _) in zip(rows, pairs)
         ))
         counts[split] = len(rows)
+        if config.pairs_per_question > 0:
+            pair_rng = random.Random(config.seed * 1000 + PAIR_SEED_OFFSET + SPLIT_SEEDS[split])
+            contrastive = [
+                pair for r, (q, t, _) in zip(rows, pairs) for pair in pair_writer.pairs(
+                    r["id"], prompt.user_message(q.question), q, t, config.pairs_per_question, pair_rng
+                )
+            ]
+            write_cota_pairs(out / "pairs" / f"{split}.json", contrastive)
+            counts[f"pairs_{split}"] = len(contrastive)
     write_jsonl(out / "world_config.jsonl", [asdict(config)])
     return counts

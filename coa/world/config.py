@@ -19,6 +19,10 @@ class WorldConfig:
             about them measure reading, not memory.
         topk: passages in each search result of the oracle's trajectories (match the eval tool's).
         prompt: instruction of the written SFT/QA files ("autocoa" keeps AutoCoA's system prompt).
+        pairs_per_question: CoT+A decision points (pairs/{split}.json, SFT stage 1) per question, drawn
+            from its hops and its answer step; 0 writes no pairs.
+        pair_guess_answer_share: where a search is needed, the share of rejected continuations that
+            jump to a guessed answer; the rest state a guessed fact without searching.
     """
 
     seed: int = 0
@@ -34,6 +38,8 @@ class WorldConfig:
     unseen_fraction: float = 0.15
     topk: int = 3
     prompt: str = "autocoa"
+    pairs_per_question: int = 1
+    pair_guess_answer_share: float = 0.5
 
     def __post_init__(self) -> None:
         unknown = sorted(set(self.mix) - set(DEFAULT_MIX))
@@ -41,6 +47,10 @@ class WorldConfig:
             raise ValueError(f"world config: mix has unknown kinds {unknown}; known: {sorted(DEFAULT_MIX)}")
         if not 0.0 <= self.unseen_fraction < 1.0:
             raise ValueError(f"world config: unseen_fraction={self.unseen_fraction} must be in [0, 1)")
+        if self.pairs_per_question < 0:
+            raise ValueError(f"world config: pairs_per_question={self.pairs_per_question} must be >= 0 (0: no pairs)")
+        if not 0.0 <= self.pair_guess_answer_share <= 1.0:
+            raise ValueError(f"world config: pair_guess_answer_share={self.pair_guess_answer_share} must be in [0, 1]")
         for name in ("persons", "cities", "countries", "companies", "books"):
             if getattr(self, name) < 2:
                 raise ValueError(f"world config: {name}={getattr(self, name)} must be >= 2")
