@@ -2,17 +2,11 @@
 
 from __future__ import annotations
 
-import functools
-import warnings
 from dataclasses import dataclass
-
-import lightning as L
-from torch.utils.data import DataLoader
-from transformers import AutoTokenizer
 
 from coa.data.batch import SFTBatch, collate_examples
 from coa.data.cota_pairs import THINK_OPEN, ContrastivePair, pair_messages, read_cota_pairs
-from coa.data.sampler import ResumableSampler
+from coa.datamodules.tokenized import TokenizedDataModule
 from coa.masking import TokenizedExample, tokenize_continuation
 from coa.prompts import PromptTemplate
 
@@ -30,7 +24,7 @@ def collate_pairs(pairs: list[TokenizedPair], pad_id: int) -> SFTBatch:
     return collate_examples([p.chosen for p in pairs] + [p.rejected for p in pairs], pad_id)
 
 
-class PairDataModule(L.LightningDataModule):
+class PairDataModule(TokenizedDataModule):
     """Reads CoT+A pairs (AutoCoA's `conversation`/`chosen`/`rejected` JSON), tokenises both sides, batches them.
 
     The assistant turn is opened with `<think>` + the pair's prefix; only the continuation carries loss.
@@ -61,18 +55,6 @@ class PairDataModule(L.LightningDataModule):
             raise ValueError(f"data.batch_size={batch_size} must be >= 1")
         self.save_hyperparameters()
         self.template = PromptTemplate(prompt) if prompt is not None else None
-        self.train_set: list[TokenizedPair] = []
-        self.val_set: list[TokenizedPair] = []
-
-    @functools.cached_property
-    def tokenizer(self):
-        return AutoTokenizer.from_pretrained(self.hparams.tokenizer_path)
-
-    def setup(self, stage: str | None = None) -> None:
-        if not self.train_set:
-            self.train_set = self._load(self.hparams.train_path)
-        if self.hparams.val_path and not self.val_set:
-            self.val_set = self._load(self.hparams.val_path)
 
     def tokenize(self, pair: ContrastivePair, where: str = "") -> TokenizedPair:
         messages = pair_messages(pair, self.template)
@@ -85,35 +67,12 @@ class PairDataModule(L.LightningDataModule):
                 raise ValueError(f"{where}pair {pair.id}: field '{name}' has no token of its own after the prefix")
         return TokenizedPair(sides["chosen"], sides["rejected"])
 
-    def _load(self, path: str) -> list[TokenizedPair]:
-        out, too_long = [], []
+    def read(self, path: str):
         for pair in read_cota_pairs(path):
-            tokenized = self.tokenize(pair, f"{path}: ")
-            if max(len(tokenized.chosen.input_ids), len(tokenized.rejected.input_ids)) > self.hparams.max_length:
-                too_long.append(pair.id)
-            else:
-                out.append(tokenized)
-        if too_long:
-            warnings.warn(
-                f"{path}: {len(too_long)} pairs longer than data.max_length={self.hparams.max_length} tokens "
-                f"left out (first: {too_long[0]}); raise max_length to keep them"
-            )
-        if not out:
-            raise ValueError(f"{path}: every pair is longer than data.max_length={self.hparams.max_length}")
-        return out
+            yield pair.id, self.tokenize(pair, f"{path}: ")
+
+    def num_tokens(self, pair: TokenizedPair) -> int:
+        return max(len(pair.chosen.input_ids), len(pair.rejected.input_ids))
 
     def _collate(self, pairs: list[TokenizedPair]) -> SFTBatch:
         return collate_pairs(pairs, self.tokenizer.pad_token_id)
-
-    def train_dataloader(self) -> DataLoader:
-        bs = self.hparams.batch_size
-        sampler = ResumableSampler(len(self.train_set), bs, seed=self.hparams.seed)
-        trainer = self.trainer
-        if trainer is not None and trainer.global_step > 0:  # resuming: continue where the checkpoint stopped
-            sampler.skip_to(trainer.global_step * trainer.accumulate_grad_batches * bs)
-        return DataLoader(self.train_set, batch_size=bs, sampler=sampler, collate_fn=self._collate, drop_last=True)
-
-    def val_dataloader(self) -> DataLoader:
-        if not self.val_set:
-            return []
-        return DataLoader(self.val_set, batch_size=self.hparams.batch_size, shuffle=False, collate_fn=self._collate)

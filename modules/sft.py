@@ -2,21 +2,16 @@
 
 from __future__ import annotations
 
-import os
-import shutil
 import time
-from pathlib import Path
 
-import lightning as L
-import torch
 from torch import Tensor
 
 from coa.data.batch import SFTBatch
+from coa.modules.stage import PolicyStage
 from coa.policy import Policy
-from coa.schedules import warmup_cosine
 
 
-class SFTModule(L.LightningModule):
+class SFTModule(PolicyStage):
     """Supervised fine-tuning of the shared policy; which tokens count is the datamodule's loss mask.
 
     Args:
@@ -41,9 +36,6 @@ class SFTModule(L.LightningModule):
         self.policy = policy
         self._tick: float | None = None
 
-    def on_fit_start(self) -> None:
-        self.policy.model.train()  # from_pretrained returns the model in eval mode (dropout off)
-
     def loss(self, batch: SFTBatch) -> Tensor:
         """Mean next-token NLL over the batch's target tokens (the output layer runs on those alone)."""
         targets = batch.loss_mask[:, 1:] * batch.attention_mask[:, 1:]
@@ -64,31 +56,3 @@ class SFTModule(L.LightningModule):
         loss = self.loss(batch)
         self.log("val/loss", loss, prog_bar=True, batch_size=batch.input_ids.shape[0])
         return loss
-
-    def configure_optimizers(self):
-        return adamw_warmup_cosine(
-            self.policy, self.hparams.lr, self.hparams.weight_decay, self.hparams.warmup_steps, self.trainer.max_steps
-        )
-
-    def on_train_end(self) -> None:
-        if self.hparams.export_dir and self.trainer.is_global_zero:
-            export_policy(self.policy, Path(self.hparams.export_dir))
-
-
-def adamw_warmup_cosine(policy: Policy, lr: float, weight_decay: float, warmup_steps: int, max_steps: int) -> dict:
-    """AdamW on the policy's trainable weights with the `warmup_cosine` schedule per step (every SFT stage's)."""
-    params = [p for p in policy.parameters() if p.requires_grad]
-    optimizer = torch.optim.AdamW(params, lr=lr, weight_decay=weight_decay)
-    total = max(1, max_steps) if max_steps > 0 else 10**9
-    schedule = torch.optim.lr_scheduler.LambdaLR(optimizer, lambda step: warmup_cosine(step, warmup_steps, total))
-    return {"optimizer": optimizer, "lr_scheduler": {"scheduler": schedule, "interval": "step"}}
-
-
-def export_policy(policy: Policy, out: Path) -> None:
-    """Writes the policy beside `out` and renames it into place, so a crash never leaves half a model."""
-    tmp = out.with_name(f".{out.name}.tmp")
-    shutil.rmtree(tmp, ignore_errors=True)
-    policy.save_pretrained(tmp)
-    if out.exists():
-        shutil.rmtree(out)
-    os.replace(tmp, out)

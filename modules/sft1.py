@@ -2,18 +2,15 @@
 
 from __future__ import annotations
 
-from pathlib import Path
-
-import lightning as L
 from torch import Tensor
 
 from coa.data.batch import SFTBatch
 from coa.losses.trigger import TriggerLoss, sequence_means, trigger_loss
-from coa.modules.sft import adamw_warmup_cosine, export_policy
+from coa.modules.stage import PolicyStage
 from coa.policy import Policy
 
 
-class TriggerModule(L.LightningModule):
+class TriggerModule(PolicyStage):
     """L = -log σ(β·(P(c) - P(r))) + α·(-P(c)) on CoT+A pairs; P is the continuation's mean token log-prob.
 
     A batch is [2B, T] (chosen rows first, see `coa.datamodules.sft1.collate_pairs`): one forward pass
@@ -51,9 +48,6 @@ class TriggerModule(L.LightningModule):
         self.save_hyperparameters(ignore=["policy"])
         self.policy = policy
 
-    def on_fit_start(self) -> None:
-        self.policy.model.train()  # from_pretrained returns the model in eval mode (dropout off)
-
     def loss(self, batch: SFTBatch) -> TriggerLoss:
         """The trigger loss of a [2B, T] batch of chosen then rejected continuations."""
         if batch.input_ids.shape[0] % 2:
@@ -89,12 +83,3 @@ class TriggerModule(L.LightningModule):
         out = self.loss(batch)
         self._log_parts("val", out, batch.input_ids.shape[0] // 2)
         return out.loss
-
-    def configure_optimizers(self):
-        return adamw_warmup_cosine(
-            self.policy, self.hparams.lr, self.hparams.weight_decay, self.hparams.warmup_steps, self.trainer.max_steps
-        )
-
-    def on_train_end(self) -> None:
-        if self.hparams.export_dir and self.trainer.is_global_zero:
-            export_policy(self.policy, Path(self.hparams.export_dir))

@@ -46,7 +46,7 @@ def test_pairs_over_max_length_are_left_out_with_a_warning(small_world, small_mo
     data = PairDataModule(
         str(path), tokenizer_path=str(small_model_dir), batch_size=2, max_length=longer_side[2], prompt="short"
     )
-    with pytest.warns(UserWarning, match=r"five.json: 2 pairs longer than data.max_length"):
+    with pytest.warns(UserWarning, match=r"five.json: 2 examples longer than data.max_length"):
         data.setup("fit")
     assert len(data.train_set) == 3
 

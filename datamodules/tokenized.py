@@ -1,0 +1,73 @@
+"""What the SFT datamodules share: a tokenizer, files read and tokenised once, a resumable shuffle."""
+
+from __future__ import annotations
+
+import functools
+import warnings
+from abc import abstractmethod
+from collections.abc import Iterable
+from typing import Any
+
+import lightning as L
+from torch.utils.data import DataLoader
+from transformers import AutoTokenizer
+
+from coa.data.sampler import ResumableSampler
+
+
+class TokenizedDataModule(L.LightningDataModule):
+    """Base of the stage datamodules; subclasses save `train_path`, `val_path`, `tokenizer_path`,
+    `batch_size`, `max_length`, `seed` as hyperparameters and say how to read, tokenise and collate."""
+
+    def __init__(self) -> None:
+        super().__init__()
+        self.train_set: list[Any] = []
+        self.val_set: list[Any] = []
+
+    @functools.cached_property
+    def tokenizer(self):
+        return AutoTokenizer.from_pretrained(self.hparams.tokenizer_path)
+
+    @abstractmethod
+    def read(self, path: str) -> Iterable[tuple[str, Any]]:
+        """(id, tokenised item) for each record of the file; errors name the file, line and field."""
+
+    @abstractmethod
+    def num_tokens(self, item: Any) -> int:
+        """The length `max_length` is checked against."""
+
+    @abstractmethod
+    def _collate(self, items: list[Any]) -> Any:
+        """A padded batch."""
+
+    def setup(self, stage: str | None = None) -> None:
+        if not self.train_set:
+            self.train_set = self._load(self.hparams.train_path)
+        if self.hparams.val_path and not self.val_set:
+            self.val_set = self._load(self.hparams.val_path)
+
+    def _load(self, path: str) -> list[Any]:
+        kept, too_long = [], []
+        for item_id, item in self.read(path):
+            (too_long.append(item_id) if self.num_tokens(item) > self.hparams.max_length else kept.append(item))
+        if too_long:
+            warnings.warn(
+                f"{path}: {len(too_long)} examples longer than data.max_length={self.hparams.max_length} "
+                f"tokens left out (first: {too_long[0]}); raise max_length to keep them"
+            )
+        if not kept:
+            raise ValueError(f"{path}: every example is longer than data.max_length={self.hparams.max_length}")
+        return kept
+
+    def train_dataloader(self) -> DataLoader:
+        bs = self.hparams.batch_size
+        sampler = ResumableSampler(len(self.train_set), bs, seed=self.hparams.seed)
+        trainer = self.trainer
+        if trainer is not None and trainer.global_step > 0:  # resuming: continue where the checkpoint stopped
+            sampler.skip_to(trainer.global_step * trainer.accumulate_grad_batches * bs)
+        return DataLoader(self.train_set, batch_size=bs, sampler=sampler, collate_fn=self._collate, drop_last=True)
+
+    def val_dataloader(self) -> DataLoader:
+        if not self.val_set:
+            return []
+        return DataLoader(self.val_set, batch_size=self.hparams.batch_size, shuffle=False, collate_fn=self._collate)
