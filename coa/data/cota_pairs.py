@@ -18,6 +18,7 @@ from dataclasses import dataclass
 from pathlib import Path
 
 from coa.data.atomic import atomic_open
+from coa.data.jsonl import parse_jsonl_lines
 from coa.prompts import AUTOCOA_QUESTION_MARKER, PromptTemplate, extract_question
 
 THINK_OPEN = "<think>"
@@ -113,15 +114,7 @@ def read_cota_pairs(path: str | Path) -> list[ContrastivePair]:
             raise ValueError(f"{path}:{e.lineno}: not valid JSON ({e.msg} at column {e.colno})") from None
         out = [parse_pair_row(row, f"{path}: item {i}") for i, row in enumerate(items)]
     else:
-        out = []
-        for lineno, line in enumerate(text.splitlines(), start=1):
-            if not line.strip():
-                continue
-            try:
-                row = json.loads(line)
-            except json.JSONDecodeError as e:
-                raise ValueError(f"{path}:{lineno}: not valid JSON ({e.msg} at column {e.colno})") from None
-            out.append(parse_pair_row(row, f"{path}:{lineno}"))
+        out = [parse_pair_row(row, where) for where, row in parse_jsonl_lines(text.splitlines(), path)]
     if not out:
         raise ValueError(f"{path}: no pairs in the file")
     return out

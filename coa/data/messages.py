@@ -2,10 +2,10 @@
 
 from __future__ import annotations
 
-import json
 from dataclasses import dataclass
 from pathlib import Path
 
+from coa.data.jsonl import iter_jsonl
 from coa.prompts import extract_question
 
 
@@ -49,20 +49,7 @@ def parse_messages_row(row: object, where: str) -> Trajectory:
 
 def read_messages(path: str | Path) -> list[Trajectory]:
     """Reads a messages JSONL file; a bad line raises naming the file, line and field."""
-    path = Path(path)
-    if not path.is_file():
-        raise FileNotFoundError(f"{path}: no such messages JSONL file")
-    out: list[Trajectory] = []
-    with open(path, encoding="utf-8") as f:
-        for lineno, line in enumerate(f, start=1):
-            if not line.strip():
-                continue
-            where = f"{path}:{lineno}"
-            try:
-                row = json.loads(line)
-            except json.JSONDecodeError as e:
-                raise ValueError(f"{where}: not valid JSON ({e.msg} at column {e.colno})") from None
-            out.append(parse_messages_row(row, where))
+    out = [parse_messages_row(row, where) for where, row in iter_jsonl(path, "messages JSONL")]
     if not out:
         raise ValueError(f"{path}: no trajectories in the file")
     return out

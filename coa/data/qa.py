@@ -2,9 +2,10 @@
 
 from __future__ import annotations
 
-import json
 from dataclasses import dataclass, field
 from pathlib import Path
+
+from coa.data.jsonl import iter_jsonl
 
 
 @dataclass(frozen=True)
@@ -42,22 +43,11 @@ def parse_qa_row(row: object, where: str) -> QAExample:
 
 def read_qa_jsonl(path: str | Path, limit: int | None = None) -> list[QAExample]:
     """Reads a FlashRAG QA file; a bad line raises naming the file, line and field."""
-    path = Path(path)
-    if not path.is_file():
-        raise FileNotFoundError(f"{path}: no such QA JSONL file")
     out: list[QAExample] = []
-    with open(path, encoding="utf-8") as f:
-        for lineno, line in enumerate(f, start=1):
-            if not line.strip():
-                continue
-            where = f"{path}:{lineno}"
-            try:
-                row = json.loads(line)
-            except json.JSONDecodeError as e:
-                raise ValueError(f"{where}: not valid JSON ({e.msg} at column {e.colno})") from None
-            out.append(parse_qa_row(row, where))
-            if limit is not None and len(out) >= limit:
-                break
+    for where, row in iter_jsonl(path, "QA JSONL"):
+        out.append(parse_qa_row(row, where))
+        if limit is not None and len(out) >= limit:
+            break
     if not out:
         raise ValueError(f"{path}: no questions in the file")
     return out

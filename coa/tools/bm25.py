@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import json
 import re
 from collections.abc import Iterable, Iterator
 from dataclasses import dataclass
@@ -12,6 +11,7 @@ import numpy as np
 from rank_bm25 import BM25Okapi
 
 from coa.data.atomic import write_jsonl
+from coa.data.jsonl import iter_jsonl
 from coa.tools.base import Tool
 from coa.tools.bm25_sparse import SparseBM25
 
@@ -33,20 +33,13 @@ class Passage:
 def read_corpus(path: str | Path) -> list[Passage]:
     """Reads a corpus JSONL; errors name the file, line and field."""
     passages = []
-    with open(path, encoding="utf-8") as f:
-        for lineno, line in enumerate(f, 1):
-            if not line.strip():
-                continue
-            try:
-                row = json.loads(line)
-            except json.JSONDecodeError as e:
-                raise ValueError(f"{path}:{lineno}: not valid JSON ({e.msg})") from None
-            if not isinstance(row, dict):
-                raise ValueError(f"{path}:{lineno}: expected a JSON object with id, contents; got {type(row).__name__}")
-            for field in ("id", "contents"):
-                if field not in row:
-                    raise ValueError(f"{path}:{lineno}: field '{field}' missing (expected: id, contents)")
-            passages.append(Passage(str(row["id"]), str(row["contents"])))
+    for where, row in iter_jsonl(path, "corpus JSONL"):
+        if not isinstance(row, dict):
+            raise ValueError(f"{where}: expected a JSON object with id, contents; got {type(row).__name__}")
+        for field in ("id", "contents"):
+            if field not in row:
+                raise ValueError(f"{where}: field '{field}' missing (expected: id, contents)")
+        passages.append(Passage(str(row["id"]), str(row["contents"])))
     if not passages:
         raise ValueError(f"{path}: corpus is empty")
     return passages
