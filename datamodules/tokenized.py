@@ -49,7 +49,10 @@ class TokenizedDataModule(L.LightningDataModule):
     def _load(self, path: str) -> list[Any]:
         kept, too_long = [], []
         for item_id, item in self.read(path):
-            (too_long.append(item_id) if self.num_tokens(item) > self.hparams.max_length else kept.append(item))
+            if self.num_tokens(item) > self.hparams.max_length:
+                too_long.append(item_id)
+            else:
+                kept.append(item)
         if too_long:
             warnings.warn(
                 f"{path}: {len(too_long)} examples longer than data.max_length={self.hparams.max_length} "

@@ -54,11 +54,14 @@ def evaluate_model(
     """
     if tool is None and corpus_path is None:
         raise ValueError("eval: give a corpus (BM25 search over it) or a tool spec")
-    search_tool = BM25Search(corpus_path, topk=topk) if tool is None else tool_from_config(tool)
     tags = action_format(fmt)
     unknown = sorted(set(modes) - set(MODES))
     if unknown:
         raise ValueError(f"eval: unknown modes {unknown}; choose from {list(MODES)}")
+    if "search" not in modes:
+        search_tool = None  # closed-book only: no index to build
+    else:
+        search_tool = BM25Search(corpus_path, topk=topk) if tool is None else tool_from_config(tool)
     if torch_threads:
         torch.set_num_threads(torch_threads)
     examples = read_qa_jsonl(qa_path, limit)
@@ -90,8 +93,7 @@ def write_report(out: Path, report: EvalReport, predictions, model_dir: str, qa_
 
 def yaml_value(text: str) -> str | dict:
     """A command-line value that may be a plain name or an inline YAML mapping."""
-    value = OmegaConf.to_container(OmegaConf.create(text)) if text.lstrip().startswith("{") else text
-    return value
+    return OmegaConf.to_container(OmegaConf.create(text)) if text.lstrip().startswith("{") else text
 
 
 def main(argv: list[str]) -> None:
