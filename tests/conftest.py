@@ -66,3 +66,50 @@ def teach_one_trajectory(model_dir: Path, question: str, response: str, out_dir:
 @pytest.fixture
 def teach():
     return teach_one_trajectory
+
+
+def _autocoa_data_dir() -> Path | None:
+    here = Path(__file__).resolve().parents[1]
+    candidates = (
+        Path(os.environ.get("COA_AUTOCOA_DATA", "/nonexistent")),
+        here.parent / "shared" / "data" / "autocoa",  # shared/ beside the repository
+        Path("/work/shared/data/autocoa"),  # the workplace's copy, for clones made elsewhere
+    )
+    return next((p for p in candidates if (p / "test.parquet").is_file()), None)
+
+
+@pytest.fixture(scope="session")
+def autocoa_dir() -> Path | None:
+    """The real AutoCoA release files (parquet), or None where this checkout has no copy."""
+    return _autocoa_data_dir()
+
+
+@pytest.fixture
+def real_autocoa(autocoa_dir: Path | None) -> Path:
+    if autocoa_dir is None:
+        pytest.skip("AutoCoA parquet files not found (set COA_AUTOCOA_DATA or put shared/ beside the repo)")
+    return autocoa_dir
+
+
+TINY_PASSAGES = {
+    "p0": "Ada Vell was born in Orlin. She wrote The Glass Harbor.",
+    "p1": "Orlin is a city in Mereth, on the river Sael.",
+    "p2": "Mereth is a country whose capital is Calder.",
+    "p3": "The Glass Harbor is a novel by Ada Vell, published in 1921.",
+    "p4": "Calder Works is a company founded in Calder.",
+}
+
+
+@pytest.fixture(scope="session")
+def tiny_corpus(tmp_path_factory: pytest.TempPathFactory) -> Path:
+    """A five-passage corpus JSONL (ids p0..p4, texts in `tiny_passages`) for retrieval tests."""
+    from coa.tools.bm25 import Passage, write_corpus
+
+    path = tmp_path_factory.mktemp("tiny_corpus") / "corpus.jsonl"
+    write_corpus(path, [Passage(i, text) for i, text in TINY_PASSAGES.items()])
+    return path
+
+
+@pytest.fixture(scope="session")
+def tiny_passages() -> dict[str, str]:
+    return dict(TINY_PASSAGES)

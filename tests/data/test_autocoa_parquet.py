@@ -1,7 +1,6 @@
 """AutoCoA verl parquet: the three released files read whole; golds as str or list; errors name file, row, field."""
 
 from collections import Counter
-import os
 from pathlib import Path
 
 import pyarrow as pa
@@ -11,33 +10,19 @@ import pytest
 from coa.data.autocoa_parquet import read_verl_parquet
 from coa.prompts import AUTOCOA_QUESTION_MARKER, PromptTemplate
 
-# The real files sit in shared/ beside the repository (../shared/data/autocoa from the repo root).
-AUTOCOA = next(
-    (p for p in (
-        Path(os.environ.get("COA_AUTOCOA_DATA", "/nonexistent")),
-        Path(__file__).resolve().parents[2].parent / "shared" / "data" / "autocoa",
-        Path("/work/shared/data/autocoa"),  # the workplace's copy, for clones made elsewhere
-    ) if p.is_dir()),
-    Path(__file__).resolve().parents[2].parent / "shared" / "data" / "autocoa",
-)
-needs_real = pytest.mark.skipif(
-    not (AUTOCOA / "test.parquet").is_file(), reason=f"AutoCoA parquet files not found in {AUTOCOA}"
-)
-
 # Row counts and per-benchmark counts from the release (shared/data/autocoa/README.md).
 TEST_MIX = {"NQ_dev.json": 500, "TriviaQA_dev.json": 501, "HotpotQA_dev.json": 500, "2WIKI_dev.json": 500,
             "MuSiQue_dev.json": 500, "Bamboogle_dev.json": 125, "Fanout_dev.json": 310}
 
 
-@needs_real
 @pytest.mark.parametrize(
     "name, counts",
     [("hotpotqa_train.parquet", {"hotpotqa_train.parquet": 6144}),
      ("hotpotqa_dev.parquet", {"hotpotqa_dev.parquet": 400}),
      ("test.parquet", TEST_MIX)],
 )
-def test_reads_every_row_of_the_real_files(name, counts):
-    rows = read_verl_parquet(AUTOCOA / name)
+def test_reads_every_row_of_the_real_files(name, counts, real_autocoa):
+    rows = read_verl_parquet(real_autocoa / name)
     assert dict(Counter(r.source_file for r in rows)) == counts
     # ids repeat across the mix's benchmarks; TriviaQA's 501st row repeats dev_2063 (the release's own duplicate)
     repeats = [k for k, n in Counter((r.source_file, r.id) for r in rows).items() if n > 1]
@@ -48,13 +33,12 @@ def test_reads_every_row_of_the_real_files(name, counts):
     assert rows[0].data_source == "HotpotQA"
 
 
-@needs_real
-def test_first_rows_hold_the_released_questions_and_answers():
-    train = read_verl_parquet(AUTOCOA / "hotpotqa_train.parquet", limit=1)[0]
+def test_first_rows_hold_the_released_questions_and_answers(real_autocoa):
+    train = read_verl_parquet(real_autocoa / "hotpotqa_train.parquet", limit=1)[0]
     assert train.question.startswith("Who is an English author, known for her award-winning novel")
     assert train.golds == ["Joanne Michèle Sylvie Harris"]  # a str ground truth becomes a list
     assert train.meta["level"] == "easy" and train.meta["extra_info.split"] == "train"
-    mix = read_verl_parquet(AUTOCOA / "test.parquet")
+    mix = read_verl_parquet(real_autocoa / "test.parquet")
     assert Counter(len(r.golds) for r in mix)[1] == 2024  # lists of 1..n accepted answers
     qa = mix[0].as_qa()
     assert (qa.id, qa.golds, qa.meta["source_file"]) == ("dev_3872", ["no"], "2WIKI_dev.json")

@@ -1,7 +1,6 @@
 """AutoCoA CoT+A pairs: the sharegpt ranking layout, prefix split at the last <think>, errors name file, item/line, field."""
 
 import json
-import os
 from pathlib import Path
 
 import pytest
@@ -10,25 +9,17 @@ from coa.data.autocoa_parquet import read_verl_parquet
 from coa.data.cota_pairs import ContrastivePair, read_cota_pairs, split_prefix, write_cota_pairs
 from coa.prompts import PromptTemplate
 
-AUTOCOA = next(
-    (p for p in (
-        Path(os.environ.get("COA_AUTOCOA_DATA", "/nonexistent")),
-        Path(__file__).resolve().parents[2].parent / "shared" / "data" / "autocoa",
-        Path("/work/shared/data/autocoa"),  # the workplace's copy, for clones made elsewhere
-    ) if p.is_dir()),
-    Path(__file__).resolve().parents[2].parent / "shared" / "data" / "autocoa",
-)
 PREFIX = "\nI need the author of the novel. "
 CHOSEN = "<begin_search> Chocolat novel author </end_search>"
 REJECTED = "The author is surely Alice Walker. </think> \\boxed{Alice Walker}"
 
 
-def autocoa_user_message() -> str:
+def autocoa_user_message(autocoa_dir: Path | None) -> str:
     """A real AutoCoA prompt (the release's first training row) when present, else the same template."""
-    if (AUTOCOA / "hotpotqa_train.parquet").is_file():
+    if autocoa_dir is not None:
         import pyarrow.parquet as pq
 
-        return pq.read_table(AUTOCOA / "hotpotqa_train.parquet").slice(0, 1).to_pylist()[0]["prompt"][-1]["content"]
+        return pq.read_table(autocoa_dir / "hotpotqa_train.parquet").slice(0, 1).to_pylist()[0]["prompt"][-1]["content"]
     return PromptTemplate("autocoa").user_message("Who wrote Chocolat, Joanne Harris or Alice Walker?")
 
 
@@ -38,15 +29,15 @@ def sharegpt_row(user: str, **over) -> dict:
             "chosen": {"from": "gpt", "value": CHOSEN}, "rejected": {"from": "gpt", "value": REJECTED}, **over}
 
 
-def test_reads_the_autocoa_layout_and_splits_the_prefix(tmp_path):
-    user = autocoa_user_message()
+def test_reads_the_autocoa_layout_and_splits_the_prefix(tmp_path, autocoa_dir):
+    user = autocoa_user_message(autocoa_dir)
     path = tmp_path / "pairs.json"
     path.write_text(json.dumps([sharegpt_row(user, id="p0")]))
     (pair,) = read_cota_pairs(path)
     assert (pair.id, pair.prompt, pair.prefix, pair.chosen, pair.rejected) == ("p0", user, PREFIX, CHOSEN, REJECTED)
     assert "<think></think>" in pair.prompt  # the instruction's own mention of the tags is not the split point
-    if (AUTOCOA / "hotpotqa_train.parquet").is_file():
-        assert pair.question == read_verl_parquet(AUTOCOA / "hotpotqa_train.parquet", limit=1)[0].question
+    if autocoa_dir is not None:
+        assert pair.question == read_verl_parquet(autocoa_dir / "hotpotqa_train.parquet", limit=1)[0].question
 
 
 def test_jsonl_chat_keys_and_string_continuations(tmp_path):
@@ -60,8 +51,8 @@ def test_jsonl_chat_keys_and_string_continuations(tmp_path):
     assert (second.prompt, second.prefix, second.history) == ("Q?", "so", ({"role": "system", "content": "be brief"},))
 
 
-def test_write_then_read_gives_the_same_pairs(tmp_path):
-    pairs = [ContrastivePair("a", autocoa_user_message(), "", PREFIX, CHOSEN, REJECTED),
+def test_write_then_read_gives_the_same_pairs(tmp_path, autocoa_dir):
+    pairs = [ContrastivePair("a", autocoa_user_message(autocoa_dir), "", PREFIX, CHOSEN, REJECTED),
              ContrastivePair("b", "Q?", "Q?", "", "x", "y", ({"role": "system", "content": "s"},))]
     write_cota_pairs(tmp_path / "out.json", pairs)
     back = read_cota_pairs(tmp_path / "out.json")

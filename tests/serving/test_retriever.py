@@ -1,6 +1,5 @@
 """The retrieval server on 127.0.0.1: real uvicorn, real BM25 over a small corpus, real HTTP."""
 
-import json
 import os
 import socket
 import subprocess
@@ -15,25 +14,9 @@ from coa.commands.serve_retriever import parser
 from coa.serving.retriever import BackgroundServer, build_app
 from coa.tools.bm25 import BM25Search
 
-PASSAGES = [
-    ("p0", "Ada Vell was born in Orlin. She wrote The Glass Harbor."),
-    ("p1", "Orlin is a city in Mereth, on the river Sael."),
-    ("p2", "Mereth is a country whose capital is Calder."),
-    ("p3", "The Glass Harbor is a novel by Ada Vell, published in 1921."),
-    ("p4", "Calder Works is a company founded in Calder."),
-]
-
-
 @pytest.fixture(scope="module")
-def corpus(tmp_path_factory: pytest.TempPathFactory) -> Path:
-    path = tmp_path_factory.mktemp("corpus") / "corpus.jsonl"
-    path.write_text("".join(json.dumps({"id": i, "contents": c}) + "\n" for i, c in PASSAGES))
-    return path
-
-
-@pytest.fixture(scope="module")
-def bm25(corpus: Path) -> BM25Search:
-    return BM25Search(str(corpus), topk=2)
+def bm25(tiny_corpus: Path) -> BM25Search:
+    return BM25Search(str(tiny_corpus), topk=2)
 
 
 @pytest.fixture(scope="module")
@@ -56,9 +39,9 @@ def test_retrieve_with_scores_is_bm25_top_k(server: BackgroundServer, bm25: BM25
     assert result[1][0]["document"]["id"] == "p2"  # the only passage naming Mereth's capital
 
 
-def test_retrieve_without_scores_gives_bare_documents(server: BackgroundServer):
+def test_retrieve_without_scores_gives_bare_documents(server: BackgroundServer, tiny_passages):
     r = httpx.post(server.url + "/retrieve", json={"queries": ["Calder Works"], "topk": 1, "return_scores": False})
-    assert r.json() == {"result": [[{"id": "p4", "contents": PASSAGES[4][1]}]]}
+    assert r.json() == {"result": [[{"id": "p4", "contents": tiny_passages["p4"]}]]}
 
 
 def test_topk_left_out_uses_server_default(server: BackgroundServer):
@@ -77,10 +60,10 @@ def test_bad_request_is_422(server: BackgroundServer, body: dict):
     assert httpx.post(server.url + "/retrieve", json=body).status_code == 422
 
 
-def test_sparse_backend_serves_the_same_passages(server: BackgroundServer, corpus: Path):
+def test_sparse_backend_serves_the_same_passages(server: BackgroundServer, tiny_corpus: Path):
     queries = ["where was Ada Vell born", "capital of Mereth", "Calder Works", "?!"]
     body = {"queries": queries, "topk": 2, "return_scores": False}
-    with BackgroundServer(build_app(BM25Search(str(corpus), topk=2, backend="sparse"))) as sparse:
+    with BackgroundServer(build_app(BM25Search(str(tiny_corpus), topk=2, backend="sparse"))) as sparse:
         answer = httpx.post(sparse.url + "/retrieve", json=body).json()
     assert answer == httpx.post(server.url + "/retrieve", json=body).json()
 
@@ -94,12 +77,12 @@ def test_command_binds_loopback_by_default():
     assert (args.host, args.port, args.topk, args.backend) == ("127.0.0.1", 8000, 3, "sparse")
 
 
-def test_command_serves_the_corpus(corpus: Path):
+def test_command_serves_the_corpus(tiny_corpus: Path):
     # The real command in its own process: `python -m coa.commands.serve_retriever`.
     with socket.socket() as s:
         s.bind(("127.0.0.1", 0))
         port = s.getsockname()[1]
-    command = [sys.executable, "-m", "coa.commands.serve_retriever", "--corpus", str(corpus), "--port", str(port)]
+    command = [sys.executable, "-m", "coa.commands.serve_retriever", "--corpus", str(tiny_corpus), "--port", str(port)]
     proc = subprocess.Popen(command, stdout=subprocess.PIPE, stderr=subprocess.STDOUT, env=dict(os.environ))
     try:
         deadline = time.monotonic() + 60

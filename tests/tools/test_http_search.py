@@ -20,22 +20,13 @@ from coa.serving.retriever import BackgroundServer, build_app
 from coa.tools.bm25 import BM25Search, Passage
 from coa.tools.http_search import HTTPSearch, RetrievalFailure, parse_retrieve_response
 
-PASSAGES = [
-    ("p0", "Ada Vell was born in Orlin. She wrote The Glass Harbor."),
-    ("p1", "Orlin is a city in Mereth, on the river Sael."),
-    ("p2", "Mereth is a country whose capital is Calder."),
-    ("p3", "The Glass Harbor is a novel by Ada Vell, published in 1921."),
-    ("p4", "Calder Works is a company founded in Calder."),
-]
 QUERIES = ["where was Ada Vell born", "capital of Mereth", "?!", "Calder Works founder", "river Sael"]
 FAST = dict(backoff_s=0.01)  # retries in tests should not wait
 
 
 @pytest.fixture(scope="module")
-def bm25(tmp_path_factory: pytest.TempPathFactory) -> BM25Search:
-    path = tmp_path_factory.mktemp("corpus") / "corpus.jsonl"
-    path.write_text("".join(json.dumps({"id": i, "contents": c}) + "\n" for i, c in PASSAGES))
-    return BM25Search(str(path), topk=3)
+def bm25(tiny_corpus: Path) -> BM25Search:
+    return BM25Search(str(tiny_corpus), topk=3)
 
 
 @pytest.fixture(scope="module")
@@ -108,9 +99,9 @@ def test_same_observations_as_local_bm25(retriever: BackgroundServer, bm25: BM25
     assert tool.metrics() == {"tool/calls": 6, "tool/errors": 0, "tool/requests": 2, "tool/retries": 0}
 
 
-def test_topk_reaches_the_server(retriever: BackgroundServer):
+def test_topk_reaches_the_server(retriever: BackgroundServer, tiny_passages):
     one = HTTPSearch(retriever.url + "/retrieve", topk=1).call(["capital of Mereth"])
-    assert one == [f"(1) {PASSAGES[2][1]}"]
+    assert one == [f"(1) {tiny_passages['p2']}"]
 
 
 def test_one_post_per_batch_in_order(faulty):
