@@ -51,7 +51,7 @@ class TriggerF1(L.Callback):
         if trainer.sanity_checking:
             return
         policy = pl_module.policy
-        engine = HFEngine(policy.model, policy.tokenizer.pad_token_id, batch_size=self.batch_size)
+        engine = HFEngine(policy.model, policy.tokenizer, batch_size=self.batch_size)
         scores = trigger_eval(engine, policy.tokenizer, self.points, self.template, self.max_new_tokens)
         for name in ("precision", "recall", "f1"):
             pl_module.log(f"val/trigger_{name}", getattr(scores, name))

@@ -11,7 +11,7 @@ from coa.data.qa import QAExample
 from coa.formats.action_format import AUTOCOA, ActionFormat
 from coa.prompts import PromptTemplate
 from coa.rewards.em import exact_match, f1_score
-from coa.rollout import Rollout, RolloutRunner
+from coa.rollout.runner import Rollout, RolloutRunner
 
 MODES = ("search", "closed_book")
 
@@ -35,7 +35,7 @@ class Prediction:
 
 def score_rollout(example: QAExample, mode: str, rollout: Rollout, text: str, fmt: ActionFormat) -> Prediction:
     answer = fmt.extract_answer(text.split(fmt.think_close)[-1]) if fmt.think_close in text else fmt.extract_answer(text)
-    errors = fmt.format_errors(text) + (["truncated"] if rollout.truncated else [])
+    errors = fmt.parse_output(text).errors + (["truncated"] if rollout.truncated else [])
     return Prediction(
         id=example.id, mode=mode, question=example.question, golds=example.golds, answer=answer,
         em=exact_match(answer, example.golds), f1=f1_score(answer, example.golds),

@@ -10,12 +10,16 @@ from lightning.pytorch.cli import LightningCLI
 
 
 class CoaCLI(LightningCLI):
-    """LightningCLI plus a `--torch_threads` setting (CPU runs are often fastest with 1 thread per process)."""
+    """LightningCLI plus `--torch_threads` (CPU runs are often fastest with 1 thread per process) and `--corpus`."""
 
     def add_arguments_to_parser(self, parser) -> None:
         parser.add_argument(
             "--torch_threads", type=int | None, default=None,
             help="torch.set_num_threads for this process (None: torch's default)",
+        )
+        parser.add_argument(
+            "--corpus", type=str | None, default=None,
+            help="corpus JSONL for configs whose tools search one (they read it as a relative ${...corpus})",
         )
 
     def before_instantiate_classes(self) -> None:

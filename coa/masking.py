@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import re
 from dataclasses import dataclass
+from functools import lru_cache
 
 from transformers import PreTrainedTokenizerBase
 
@@ -26,17 +27,57 @@ class TokenizedExample:
 def observation_spans(text: str, fmt: ActionFormat = AUTOCOA) -> list[tuple[int, int]]:
     """Character spans of what the environment appended: `format_observation`'s text, leading space included.
 
-    An unclosed observation runs to the end of the text.
+    One left-to-right scan, linear in the text. Inside an observation every tag but its close is the
+    tool's text. An observation ends at the last observation close before the policy's next own tag
+    (action open, think close or answer open) or the end of the text, so a tool text holding the close
+    tag is masked whole. An observation open after a close and before such a tag is tool text too
+    (opaque again until a close), except one right at the close (a second observation straight after
+    the first), which starts a span of its own. An unclosed observation runs to the end of the text.
+
+    Args:
+        text: [N] characters of the assistant's text.
+        fmt: the tags.
     """
-    opener = re.compile(r" ?" + re.escape(fmt.observation_open))
-    spans = []
-    for m in opener.finditer(text):
-        close = text.find(fmt.observation_close, m.end())
-        end = len(text) if close < 0 else close + len(fmt.observation_close)
-        if spans and m.start() < spans[-1][1]:
-            continue  # an opener inside an observation belongs to it
-        spans.append((m.start(), end))
+    scan = _observation_scanner(fmt)
+    spans: list[tuple[int, int]] = []
+    mode, start, end, pos = _TEXT, 0, 0, 0
+    while (m := scan[mode].search(text, pos)) is not None:
+        pos = m.end()
+        if mode == _TEXT:
+            mode, start = _INSIDE, m.start()
+        elif mode == _INSIDE or m.group() == fmt.observation_close:
+            mode, end = _CLOSED, pos
+        elif m.group() in (fmt.action_open, fmt.think_close, fmt.answer_open):
+            spans.append((start, end))
+            mode = _TEXT
+        else:  # an observation open: the tool's text goes on, or a second observation starts right at the close
+            if m.start() == end:
+                spans.append((start, end))
+                start = m.start()
+            mode = _INSIDE
+    if mode == _INSIDE:
+        spans.append((start, len(text)))
+    elif mode == _CLOSED:
+        spans.append((start, end))
     return spans
+
+
+_TEXT, _INSIDE, _CLOSED = range(3)
+
+
+@lru_cache(maxsize=64)
+def _observation_scanner(fmt: ActionFormat) -> dict[int, re.Pattern[str]]:
+    """Per scan mode, one regex over the tags that mean something there (longest first, so a tag wins over its prefix)."""
+    opener = r" ?" + re.escape(fmt.observation_open)
+    tags = (fmt.observation_close, fmt.observation_open, fmt.action_open, fmt.think_close, fmt.answer_open)
+    after_close = "|".join(
+        opener if t == fmt.observation_open else re.escape(t) for t in sorted(tags, key=len, reverse=True)
+    )
+    return {
+        _TEXT: re.compile(opener),
+        _INSIDE: re.compile(re.escape(fmt.observation_close)),
+        _CLOSED: re.compile(after_close),
+    }
 
 
 def char_mask_to_tokens(offsets: list[tuple[int, int]], spans: list[tuple[int, int]]) -> list[int]:

@@ -193,8 +193,8 @@ class Policy(torch.nn.Module):
     def target_logprobs(self, input_ids: Tensor, attention_mask: Tensor, target_mask: Tensor) -> Tensor:
         """[N] log p of the N target tokens only: the output layer runs on those positions alone.
 
-        With a large vocabulary and a loss on part of each sequence (SFT stage 2), this skips most of the
-        output layer's work. Models whose head is more than a linear map (logit soft-capping) take the
+        With a large vocabulary and a loss on part of each sequence (SFT stage 2, GRPO), this skips most of
+        the output layer's work. Models whose head is more than a linear map (logit soft-capping) take the
         full path.
 
         Args:
@@ -202,17 +202,26 @@ class Policy(torch.nn.Module):
             attention_mask: [B, T] 1 for real tokens.
             target_mask: [B, T-1] 1 where token t+1 is a target.
         """
-        head = self.model.get_output_embeddings()
-        if head is None or getattr(self.model.config, "final_logit_softcapping", None):
-            return self.token_logprobs(input_ids, attention_mask)[target_mask.bool()]
-        out = self.model(
-            input_ids=input_ids, attention_mask=attention_mask, position_ids=position_ids_from_mask(attention_mask),
-            use_cache=False, output_hidden_states=True, logits_to_keep=1,
-        )
-        hidden = out.hidden_states[-1][:, :-1][target_mask.bool()]  # [N, H]
-        logits = head(hidden).float()
-        targets = input_ids[:, 1:][target_mask.bool()]
-        return torch.log_softmax(logits, dim=-1).gather(-1, targets[:, None])[:, 0]
+        return target_logprobs(self.model, input_ids, attention_mask, target_mask)[0]
+
+    def target_logprobs_and_entropy(
+        self, input_ids: Tensor, attention_mask: Tensor, target_mask: Tensor
+    ) -> tuple[Tensor, Tensor]:
+        """`target_logprobs` and [N] the entropy of the next-token distribution there (without gradient)."""
+        return target_logprobs(self.model, input_ids, attention_mask, target_mask, entropy=True)
+
+    @torch.no_grad()
+    def reference_target_logprobs(self, input_ids: Tensor, attention_mask: Tensor, target_mask: Tensor) -> Tensor:
+        """`target_logprobs` under the reference policy (see `reference_logprobs`), without gradients."""
+        if self.lora is None:
+            return target_logprobs(self.reference_model(input_ids.device), input_ids, attention_mask, target_mask)[0]
+        was_training = self.model.training
+        self.model.eval()
+        try:
+            with self.model.disable_adapter():
+                return target_logprobs(self.model, input_ids, attention_mask, target_mask)[0]
+        finally:
+            self.model.train(was_training)
 
     def sequence_logprobs(self, input_ids: Tensor, attention_mask: Tensor, loss_mask: Tensor) -> SequenceLogprobs:
         """Per-token, summed and length-normalised log-probs of the loss tokens.
@@ -237,9 +246,11 @@ class Policy(torch.nn.Module):
         if self.lora is not None:
             was_training = self.model.training
             self.model.eval()  # no dropout in the reference
-            with self.model.disable_adapter():
-                logits = _logits(self.model, input_ids, attention_mask)
-            self.model.train(was_training)
+            try:
+                with self.model.disable_adapter():
+                    logits = _logits(self.model, input_ids, attention_mask)
+            finally:
+                self.model.train(was_training)
         else:
             logits = _logits(self.reference_model(input_ids.device), input_ids, attention_mask)
         return masked_sequence_logprobs(gather_logprobs(logits, input_ids), target_mask)
@@ -289,6 +300,28 @@ class Policy(torch.nn.Module):
                 f"policy.model_name_or_path={self.model_name_or_path!r} is no local directory and could not be "
                 f"loaded from the hub ({err}); {HOW_TO_BUILD}"
             ) from err
+
+
+def target_logprobs(
+    model: torch.nn.Module, input_ids: Tensor, attention_mask: Tensor, target_mask: Tensor, entropy: bool = False
+) -> tuple[Tensor, Tensor | None]:
+    """([N] log p of the target tokens, [N] entropy there or None), the output layer run on targets only."""
+    head = model.get_output_embeddings()
+    mask = target_mask.bool()
+    if head is None or getattr(model.config, "final_logit_softcapping", None):
+        logits = _logits(model, input_ids, attention_mask)[:, :-1][mask].float()
+    else:
+        out = model(
+            input_ids=input_ids, attention_mask=attention_mask, position_ids=position_ids_from_mask(attention_mask),
+            use_cache=False, output_hidden_states=True, logits_to_keep=1,
+        )
+        logits = head(out.hidden_states[-1][:, :-1][mask]).float()  # [N, V]
+    log_probs = torch.log_softmax(logits, dim=-1)
+    chosen = log_probs.gather(-1, input_ids[:, 1:][mask][:, None])[:, 0]
+    if not entropy:
+        return chosen, None
+    with torch.no_grad():
+        return chosen, -(log_probs.exp() * log_probs).sum(-1)
 
 
 def _logits(model: torch.nn.Module, input_ids: Tensor, attention_mask: Tensor) -> Tensor:

@@ -9,6 +9,7 @@ from transformers import PreTrainedTokenizerBase
 
 from coa.data.cota_pairs import THINK_OPEN, ContrastivePair, pair_messages
 from coa.engines.base import GenerationEngine, SamplingSettings
+from coa.engines.stop import end_of_sequence_ids
 from coa.formats.action_format import AUTOCOA, ActionFormat
 from coa.masking import generation_prefix
 from coa.prompts import PromptTemplate
@@ -79,15 +80,6 @@ def fixed_subset(pairs: list[ContrastivePair], size: int, seed: int = 0) -> list
     return [pairs[i] for i in keep]
 
 
-def stop_token_ids(tokenizer: PreTrainedTokenizerBase, fmt: ActionFormat = AUTOCOA) -> tuple[int, ...]:
-    """End of sequence, and the action's close tag when it is one token (else generation runs to the budget)."""
-    ids = [tokenizer.eos_token_id]
-    close = tokenizer.convert_tokens_to_ids(fmt.action_close)
-    if isinstance(close, int) and close != tokenizer.unk_token_id:
-        ids.append(close)
-    return tuple(i for i in ids if i is not None)
-
-
 def trigger_eval(
     engine: GenerationEngine,
     tokenizer: PreTrainedTokenizerBase,
@@ -113,8 +105,8 @@ def trigger_eval(
         for p in pairs
     ]
     settings = SamplingSettings(
-        max_new_tokens=max_new_tokens, temperature=0.0, stop_token_ids=stop_token_ids(tokenizer, fmt)
+        max_new_tokens=max_new_tokens, temperature=0.0, stop_strings=(fmt.action_close,),
+        stop_token_ids=end_of_sequence_ids(tokenizer),
     )
-    outputs = engine.generate(prompts, settings)
-    texts = tokenizer.batch_decode(outputs, skip_special_tokens=False)
+    texts = [g.text for g in engine.generate(prompts, settings)]
     return trigger_scores([opens_search(t, fmt) for t in texts], [needs_search(p, fmt) for p in pairs])

@@ -67,8 +67,12 @@ class TokenizedDataModule(L.LightningDataModule):
         sampler = ResumableSampler(len(self.train_set), bs, seed=self.hparams.seed)
         trainer = self.trainer
         if trainer is not None and trainer.global_step > 0:  # resuming: continue where the checkpoint stopped
-            sampler.skip_to(trainer.global_step * trainer.accumulate_grad_batches * bs)
+            sampler.skip_to(self.batches_done() * bs)
         return DataLoader(self.train_set, batch_size=bs, sampler=sampler, collate_fn=self._collate, drop_last=True)
+
+    def batches_done(self) -> int:
+        """Training batches the trainer has consumed, from its checkpointed step count."""
+        return self.trainer.global_step * self.trainer.accumulate_grad_batches
 
     def val_dataloader(self) -> DataLoader:
         if not self.val_set:

@@ -43,6 +43,21 @@ def small_model_dir(small_world: Path, tmp_path_factory: pytest.TempPathFactory)
     return build_tiny_model(tokenizer, config, tmp_path_factory.mktemp("small_model"))
 
 
+@pytest.fixture(scope="session")
+def multi_token_model_dir(small_world: Path, tmp_path_factory: pytest.TempPathFactory) -> Path:
+    """Like `small_model_dir`, but the action tags are not tokens of their own: each is several BPE tokens."""
+    from coa.models.tiny import TinyModelConfig, build_tiny_model
+    from coa.models.tokenizer import train_tokenizer
+    from coa.prompts import INSTRUCTIONS
+
+    texts = [json.loads(line)["contents"] for line in open(small_world / "corpus.jsonl")]
+    texts += [json.loads(line)["messages"][-1]["content"] for line in open(small_world / "sft" / "train.jsonl")]
+    tokenizer = train_tokenizer(texts + list(INSTRUCTIONS.values()), vocab_size=400, tags_as_tokens=False)
+    assert len(tokenizer.encode("</end_search>", add_special_tokens=False)) > 1
+    config = TinyModelConfig(hidden_size=32, num_layers=2, num_heads=2, intermediate_size=64, max_position_embeddings=1024)
+    return build_tiny_model(tokenizer, config, tmp_path_factory.mktemp("multi_token_model"))
+
+
 def teach_one_trajectory(model_dir: Path, question: str, response: str, out_dir: Path, steps: int = 150) -> Path:
     """Overfits a tiny model on one trajectory (short prompt), so a test can watch it act on real tools."""
     from coa.masking import tokenize_chat

@@ -5,16 +5,23 @@ from pathlib import Path
 
 import pytest
 
+from coa.callbacks.rollout import RolloutCallback
 from coa.callbacks.trigger_f1 import TriggerF1
 from coa.commands.quickstart import load_config
 from coa.lightning_cli import run_lightning_cli
 from coa.modules.sft import SFTModule
+from coa.modules.grpo import GRPOModule
 from coa.modules.sft1 import TriggerModule
+from coa.rollout.environments import RealEnvironment
 
 CONFIGS = Path(__file__).resolve().parents[1] / "configs"
 STAGES = sorted(p for p in CONFIGS.glob("*.yaml") if p.name != "quickstart.yaml")
-MODULES = {"sft1.yaml": TriggerModule, "sft2.yaml": SFTModule, "sft3.yaml": SFTModule}
-DATA = {"sft1.yaml": ("pairs/train.json", "pairs/dev.json")}  # stage 1 reads CoT+A pairs, the others trajectories
+MODULES = {
+    "sft1.yaml": TriggerModule, "sft2.yaml": SFTModule, "sft3.yaml": SFTModule, "rl1.yaml": GRPOModule, "rl2.yaml": GRPOModule,
+}
+# stage 1 reads CoT+A pairs, the RL stages questions, the others trajectories
+DATA = {"sft1.yaml": ("pairs/train.json", "pairs/dev.json"), "rl1.yaml": ("qa/train.jsonl", "qa/dev.jsonl"),
+        "rl2.yaml": ("qa/train.jsonl", "qa/dev.jsonl")}
 
 
 def data_paths(world: Path, config: str) -> tuple[Path, Path]:
@@ -29,6 +36,7 @@ def overrides(world: Path, model_dir: Path, root: Path, config: str = "sft2.yaml
         f"--model.init_args.policy.init_args.model_name_or_path={model_dir}",
         f"--data.init_args.train_path={train}",
         f"--data.init_args.val_path={val}",
+        *([f"--corpus={world / 'corpus.jsonl'}"] if config.startswith("rl") else []),
     ]
 
 
@@ -44,6 +52,10 @@ def test_stage_config_instantiates_with_interpolations_resolved(config, small_wo
         if isinstance(callback, TriggerF1):
             assert callback.pairs_path == str(data_paths(small_world, config.name)[1])
             assert callback.template == cli.datamodule.template
+        if isinstance(callback, RolloutCallback):  # the tool searches the corpus given once, at the top
+            env = callback.environment
+            tool = env.tool if isinstance(env, RealEnvironment) else env.fidelity_tool
+            assert len(tool.passages) == sum(1 for _ in open(small_world / "corpus.jsonl"))
 
 
 def test_quickstart_config_loads_onto_its_schema():

@@ -1,7 +1,13 @@
 """Loss masks: prompt never has loss; observations (their tags included) have none in stage 2, all in stage 3."""
 
-import pytest
+import dataclasses
+import time
 
+import pytest
+from hypothesis import given, settings
+from hypothesis import strategies as st
+
+from coa.formats.action_format import AUTOCOA, SEARCH_R1, ActionFormat
 from coa.masking import char_mask_to_tokens, observation_spans, tokenize_chat
 from coa.models.tokenizer import train_tokenizer
 
@@ -58,9 +64,88 @@ def test_stage3_trains_on_every_response_token(tokenizer):
 
 def test_observation_tokens_match_what_a_rollout_appends(tokenizer):
     # The rollout encodes the observation alone and appends the ids: they must equal the SFT tokens.
-    from coa.formats.action_format import AUTOCOA
-
     example = tokenize_chat(tokenizer, PROMPT, RESPONSE, mask_observations=True)
     appended = tokenizer.encode(AUTOCOA.format_observation("(1) Ada: city Lisbon."), add_special_tokens=False)
     masked_in_response = [i for i, m in zip(example.input_ids, example.loss_mask) if m == 0][-len(appended):]
     assert masked_in_response == appended
+
+
+# --- linear scan ---------------------------------------------------------------------------------------
+
+
+def test_a_megabyte_of_tags_is_scanned_in_linear_time():
+    o, c = AUTOCOA.observation_open, AUTOCOA.observation_close
+    opens = o * (1_000_000 // len(o))
+    pairs = (o + c) * (1_000_000 // len(o + c))
+    t0 = time.perf_counter()
+    assert observation_spans(opens) == [(0, len(opens))]  # one unclosed observation; the rest is its text
+    assert observation_spans(pairs) == [(i, i + len(o + c)) for i in range(0, len(pairs), len(o + c))]
+    assert time.perf_counter() - t0 < 2.0  # was 6 s for the opens alone, quadratic
+
+
+# --- tool text holding the close tag (SFT data written elsewhere) --------------------------------------
+
+
+def _observed(spans, text):
+    return [text[s:e] for s, e in spans]
+
+
+def test_tool_text_holding_the_close_tag_is_masked_whole(tokenizer):
+    observation = " <search_result> (1) Ada: <b>city</b> Lisbon. </search_result> (2) Bob. </search_result>"
+    response = f"<think> I need Ada's city. <begin_search> Ada </end_search>{observation} Ada's city Lisbon. </think> \\boxed{{Lisbon}}"
+    assert _observed(observation_spans(response), response) == [observation]
+    pieces = _pieces(tokenizer, tokenize_chat(tokenizer, PROMPT, response, mask_observations=True))
+    trained = "".join(p for p, m in pieces if m == 1)
+    assert trained == response.replace(observation, "") + tokenizer.eos_token  # the policy's text after it keeps loss
+
+
+def test_the_observation_ends_at_the_last_close_before_the_policys_next_tag():
+    # Search-R1: the policy's next tag is the think close; text after the last close is the policy's
+    text = "<search> q </search> <information> a </information> b </information> c <think> d </think> <answer> e </answer>"
+    assert _observed(observation_spans(text, SEARCH_R1), text) == [" <information> a </information> b </information>"]
+    # an open and close later in the tool's text belong to it; no tag after: the last close ends it
+    text = "x <information> a </information> b <information> c </information> d"
+    assert _observed(observation_spans(text, SEARCH_R1), text) == [" <information> a </information> b <information> c </information>"]
+    # an open in the tool's text after a close, never closed, runs to the end like any unclosed observation
+    text = "x <information> a </information> b <information> c"
+    assert observation_spans(text, SEARCH_R1) == [(1, len(text))]
+    # a close with nothing open is the policy's text
+    assert observation_spans("a </information> b", SEARCH_R1) == []
+
+
+def test_two_observations_in_a_row_give_two_spans():
+    first, second = " <search_result> A </search_result>", " <search_result> B </search_result>"
+    text = f"<think> <begin_search> a </end_search>{first} <begin_search> b </end_search>{second} so </think> \\boxed{{x}}"
+    assert _observed(observation_spans(text), text) == [first, second]
+    text = f"<think> <begin_search> a </end_search>{first}{second} so </think> \\boxed{{x}}"
+    assert _observed(observation_spans(text), text) == [first, second]
+
+
+def _covered(spans: list[tuple[int, int]]) -> list[tuple[int, int]]:
+    """Spans with touching ones joined."""
+    joined: list[tuple[int, int]] = []
+    for s, e in spans:
+        if joined and joined[-1][1] == s:
+            s = joined.pop()[0]
+        joined.append((s, e))
+    return joined
+
+
+def _tool_texts(fmt: ActionFormat, tags: tuple[str, ...]) -> st.SearchStrategy[str]:
+    fragment = st.one_of(st.sampled_from(tags), st.sampled_from([" ", "<", "/", ">", "{", "}"]), st.text(max_size=4))
+    return st.lists(fragment, max_size=30).map("".join)
+
+
+@settings(max_examples=1000, deadline=None, database=None)
+@given(data=st.data(), fmt=st.sampled_from([AUTOCOA, SEARCH_R1]), neutralized=st.booleans())
+def test_an_observation_is_masked_whole_whatever_the_tool_wrote(data, fmt: ActionFormat, neutralized: bool):
+    # Neutralised, the tool's text may hold any tag; raw, any tag but the policy's (its observation tags included).
+    policy = (fmt.action_open, fmt.think_close, fmt.answer_open)
+    tags = tuple(t for t in dataclasses.astuple(fmt) if neutralized or t not in policy)
+    tool_text = data.draw(_tool_texts(fmt, tags).filter(lambda s: neutralized or not any(t in s for t in policy)))
+    observation = fmt.format_observation(fmt.neutralize(tool_text) if neutralized else tool_text)
+    head = f"{fmt.think_open} a {fmt.action_open} q {fmt.action_close}"
+    text = f"{head}{observation} b {fmt.think_close} {fmt.answer_open}x{fmt.answer_close}"
+    spans = observation_spans(text, fmt)
+    assert _covered(spans) == [(len(head), len(head) + len(observation))]
+    assert len(spans) == 1 or not neutralized

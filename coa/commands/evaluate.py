@@ -18,7 +18,7 @@ from coa.evaluation import MODES, markdown_table, predictions_as_rows, run_mode,
 from coa.formats.action_format import ActionFormat, action_format
 from coa.policy import Policy
 from coa.prompts import PromptTemplate
-from coa.rollout import RolloutRunner, RolloutSettings, UnavailableTool
+from coa.rollout.runner import RolloutRunner, RolloutSettings, UnavailableTool
 from coa.tools.base import Tool
 from coa.tools.bm25 import BM25Search
 from coa.tools.registry import tool_from_config
@@ -67,7 +67,7 @@ def evaluate_model(
     examples = read_qa_jsonl(qa_path, limit)
     template = PromptTemplate(prompt)
     policy = Policy(model_dir)
-    engine = HFEngine(policy.model, policy.tokenizer.pad_token_id, batch_size=batch_size, progress=True)
+    engine = HFEngine(policy.model, policy.tokenizer, batch_size=batch_size, progress=True)
     settings = RolloutSettings(max_actions=max_actions, max_turn_tokens=max_new_tokens, max_response_tokens=max_response_tokens)
     predictions = []
     for mode in modes:

@@ -2,8 +2,9 @@
 
 Columns (verl's RL dataset layout, as AutoCoA released it): `prompt` (chat messages; the last user
 message holds the instruction, then the question after "Now, please answer the user's question
-below:"), `reward_model` (`{"ground_truth": str | list[str], "style"}`), `data_source`,
-`extra_info` (`{"index", "split"}`), and per file `_id`/`id`, `level` or `source_file`.
+below:"), `reward_model` (`{"ground_truth": str | list[str], "style"}`; the training files hold one
+string, several golds joined by "<ans_split>", the test mix a list), `data_source`, `extra_info`
+(`{"index", "split"}`), and per file `_id`/`id`, `level` or `source_file`.
 """
 
 from __future__ import annotations
@@ -17,8 +18,7 @@ import pyarrow.parquet as pq
 
 from coa.data.qa import QAExample
 from coa.prompts import extract_question
-
-ANSWER_SEPARATOR = "<ans_split>"  # some verl exports join several gold answers into one string with it
+from coa.rewards.autocoa import ANSWER_SEPARATOR  # the release's training files join several golds with it
 REQUIRED_COLUMNS = ("prompt", "reward_model")
 
 

@@ -1,9 +1,17 @@
-"""What a generation engine does: continue token-id prompts until a stop token or a length limit."""
+"""What a generation engine does: continue token-id prompts until a stop string, a stop token or a length limit."""
 
 from __future__ import annotations
 
 from abc import ABC, abstractmethod
 from dataclasses import dataclass
+from typing import TYPE_CHECKING, Literal
+
+import torch
+
+if TYPE_CHECKING:
+    from coa.policy import Policy
+
+FinishReason = Literal["stop", "eos", "length"]
 
 
 @dataclass(frozen=True)
@@ -14,34 +22,56 @@ class SamplingSettings:
         max_new_tokens: per call (one turn).
         temperature: 0 means greedy.
         top_p: nucleus sampling when temperature > 0.
-        stop_token_ids: generation stops after any of these (the action's close tag, end of sequence).
-        seed: seeds sampling.
+        stop_strings: generation stops right after the first of these in the new text (the action's
+            close tag), whatever tokens spell it; the output is cut there, token-exact.
+        stop_token_ids: generation stops after any of these (end of sequence, end of turn).
     """
 
     max_new_tokens: int = 128
     temperature: float = 0.0
     top_p: float = 1.0
+    stop_strings: tuple[str, ...] = ()
     stop_token_ids: tuple[int, ...] = ()
-    seed: int = 0
+
+
+@dataclass(frozen=True)
+class Generation:
+    """One continuation.
+
+    Args:
+        token_ids: [N] the new tokens; they decode to exactly `text`.
+        text: the new text, ending with the stop string when `finish_reason` is "stop".
+        finish_reason: "stop" (a stop string), "eos" (a stop token, kept as the last id) or "length".
+        stop: the stop string or token that ended it, None for "length".
+    """
+
+    token_ids: list[int]
+    text: str
+    finish_reason: FinishReason
+    stop: str | int | None = None
 
 
 class GenerationEngine(ABC):
-    """Turns prompts (token ids) into continuations (token ids, ending with the stop token if one was hit)."""
+    """Turns prompts (token ids) into continuations; sampling draws from a per-call generator, never the global RNG."""
 
     @abstractmethod
-    def generate(self, prompts: list[list[int]], settings: SamplingSettings) -> list[list[int]]:
-        """One continuation per prompt, in order."""
+    def generate(
+        self, prompts: list[list[int]], settings: SamplingSettings, generator: torch.Generator | None = None
+    ) -> list[Generation]:
+        """One continuation per prompt, in order.
+
+        Args:
+            prompts: token ids, one list per prompt.
+            settings: limits, sampling and stops.
+            generator: the source of randomness for this call (sampling only); None draws a fixed seed 0.
+        """
+
+    def sync_weights(self, policy: Policy) -> None:
+        """Makes the engine generate with the policy's current weights (a no-op where it shares them)."""
 
 
-def cut_at_stop(tokens: list[int], stop_token_ids: tuple[int, ...], pad_id: int | None) -> list[int]:
-    """The tokens up to and including the first stop token; trailing padding removed.
-
-    >>> cut_at_stop([5, 6, 9, 0, 0], (9,), 0)
-    [5, 6, 9]
-    """
-    for i, token in enumerate(tokens):
-        if token in stop_token_ids:
-            return tokens[: i + 1]
-    while tokens and pad_id is not None and tokens[-1] == pad_id:
-        tokens = tokens[:-1]
-    return tokens
+def draw_seed(generator: torch.Generator | None) -> int:
+    """A 62-bit seed from `generator` (0 without one): each call advances it, so successive calls differ."""
+    if generator is None:
+        return 0
+    return int(torch.randint(0, 2**62, (1,), generator=generator).item())

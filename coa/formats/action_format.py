@@ -6,6 +6,7 @@ import re
 from collections.abc import Mapping
 from dataclasses import dataclass, field, fields
 from functools import lru_cache
+from itertools import chain
 
 # Every error `parse_output` can report, in the order it reports them.
 FORMAT_ERRORS: dict[str, str] = {
@@ -74,6 +75,29 @@ class ActionFormat:
         """
         return f" {self.observation_open} {text} {self.observation_close}"
 
+    def neutralize(self, text: str) -> str:
+        """A tool's text with every tag of this format cut (`</think>` -> `< /think>`), safe to append inside an observation.
+
+        A separator goes after the first character of every occurrence of a tag, overlapping ones included:
+        a space, or U+200B (zero-width space) when a tag holds a space. No tag holds the separator, so a tag
+        in the result would lie within one stretch of the original text between two cuts, where every tag was
+        cut: the result holds none (no parser or mask can see one), and a second call changes nothing.
+        One-character tags (AutoCoA's `}` answer close) cannot be cut and stay as they are.
+
+        Args:
+            text: the tool's answer.
+
+        >>> SEARCH_R1.neutralize("a </information> <<think>think>")
+        'a < /information> << think>think>'
+        """
+        tags = {tag for tag in (getattr(self, f.name) for f in fields(self)) if len(tag) > 1}
+        if not tags:
+            return text
+        candidates = chain(" \u200b", map(chr, range(0xE000, 0xF900)))
+        separator = next(c for c in candidates if all(c not in tag for tag in tags))
+        cuts = [m.start() + 1 for m in re.finditer("(?=" + "|".join(map(re.escape, tags)) + ")", text)]
+        return separator.join(text[i:j] for i, j in zip([0, *cuts], [*cuts, len(text)]))
+
     def last_action(self, text: str) -> str | None:
         """The argument of the last closed action in `text`, or None if the text ends without one."""
         stripped = text.rstrip()
@@ -111,19 +135,6 @@ class ActionFormat:
     def count_actions(self, text: str) -> int:
         return len(re.findall(re.escape(self.action_open), text))
 
-    def format_errors(self, text: str) -> list[str]:
-        """Names of the ways `text` (one whole model output) breaks the format; empty if none."""
-        errors: list[str] = []
-        if self.extract_answer(text) is None:
-            errors.append("no_answer")
-        if text.count(self.action_open) != text.count(self.action_close):
-            errors.append("unclosed_action")
-        if self.think_close and self.think_close not in text:
-            errors.append("unclosed_think")
-        elif self.think_close and self.action_open in text.split(self.think_close)[-1]:
-            errors.append("action_after_answer")
-        return errors
-
     def parse_output(self, text: str) -> ParsedOutput:
         """Reads one whole model output (observations included); total: any string gives a result.
 
@@ -131,7 +142,7 @@ class ActionFormat:
         `coa.masking`). A think close with no open is fine (the prompt may open thinking). An action
         interrupted by another block's tag is dropped as unclosed; an answer ends only at its close
         (braces nest for `}`), and an answer open inside an answer restarts it, so the answer is the
-        last span, as in `extract_answer`. Unlike `format_errors`, `action_after_answer` means after an
+        last span, as in `extract_answer`. `action_after_answer` means after an
         answer span, so Search-R1's actions between think blocks are fine.
 
         >>> SEARCH_R1.parse_output("<think> a </think> <search> q </search> <answer> x </answer>")

@@ -21,14 +21,16 @@ CHAT_TEMPLATE = (
 
 
 def train_tokenizer(
-    texts: Iterable[str], vocab_size: int, action_format: ActionFormat = AUTOCOA
+    texts: Iterable[str], vocab_size: int, action_format: ActionFormat = AUTOCOA, tags_as_tokens: bool = True
 ) -> PreTrainedTokenizerFast:
-    """Trains a byte-level BPE on `texts`; any string round-trips, the action tags are one token each.
+    """Trains a byte-level BPE on `texts`; any string round-trips, the action tags are one token each by default.
 
     Args:
         texts: training text (the world's corpus and trajectories).
         vocab_size: total vocabulary size, special and tag tokens included.
         action_format: whose tags become added tokens.
+        tags_as_tokens: False leaves the tags to BPE, so each is several tokens, as in every real model's
+            tokenizer (tests of stop strings and masks use this).
     """
     specials = [PAD, EOS, USER, ASSISTANT]
     tokenizer = Tokenizer(models.BPE())
@@ -45,6 +47,7 @@ def train_tokenizer(
         tokenizer_object=tokenizer, pad_token=PAD, eos_token=EOS, bos_token=None, unk_token=None,
         padding_side="left",  # generation pads on the left; set here so it is saved
     )
-    fast.add_tokens(action_format.tags, special_tokens=False)
+    if tags_as_tokens:
+        fast.add_tokens(action_format.tags, special_tokens=False)
     fast.chat_template = CHAT_TEMPLATE
     return fast

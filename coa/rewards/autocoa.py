@@ -1,124 +1,122 @@
-"""AutoCoA's RL reward rule (`hotpotqa.py` in their verl fork), offered as the named reward `autocoa`.
+"""AutoCoA's RL reward rule, exactly as released (`hotpotqa.compute_score`, flexible mode), as the reward `autocoa`.
 
-The rule, for one whole model output:
-  - 0 unless the output closes its thinking with `</think>`;
-  - 0 if the model searches again after the last `</think>`;
-  - the answer is read from the text after the last `</think>`: the last `\\boxed{...}` (braces nest),
-    else the last "The answer is X" / "The final answer is X" phrase;
-  - 1 if the normalised answer equals a normalised gold answer, or if at least 70 % of a gold answer's
-    distinct words appear among the answer's words; else 0.
-Normalisation is SQuAD's plus two extras from the release: number words become digits, filler words go.
+Source: github.com/ADaM-BJTU/AutoCoA, RL_training/verl/utils/reward_score/hotpotqa.py (commit 4390249).
+The release scores the decoded prompt + response, for each gold split from the ground-truth string on
+"<ans_split>"; the output earns 1.0 if any gold scores 1:
+  - 0 if the text is empty, has no `</think>`, or has `<begin_search>` after the last `</think>`;
+  - the answer is read from the text after the last `</think>`: the last `\\boxed{...}` up to the first
+    `}` (no nesting), else the first "The answer is" / "Therefore," / "Thus," / "So," / "In conclusion," /
+    "Hence," (any case, even inside a word: "Also,") read up to the first `.`, else the piece before the
+    last `.` (the whole text when it has none);
+  - answer and gold are normalised (`normalize_autocoa`); equal -> 1; one a substring of the other -> 0;
+    else 1 when at least 70 % of the gold's distinct words are among the answer's, else 0.
+AutoCoA's prompt holds `<think></think>` and `\\boxed{YOUR_ANSWER}`: a response with no `</think>` is
+read after the prompt's, and its answer is "youranswer" unless the response writes a box of its own.
 """
 
 from __future__ import annotations
 
 import re
+import string
 from collections.abc import Sequence
-from typing import TypedDict
 
 import numpy as np
 
-from coa.formats.action_format import AUTOCOA, ActionFormat
-from coa.rewards.em import as_gold_list, normalize_answer
+from coa.formats.action_format import AUTOCOA
+from coa.rewards.base import Reward
+from coa.rewards.em import as_gold_list
 
-# zero..twenty; the release maps zero..nine, the rest only widens what counts as the same answer.
-_NUMBER_WORDS = {
-    word: str(i)
-    for i, word in enumerate(
-        "zero one two three four five six seven eight nine ten eleven twelve thirteen fourteen fifteen "
-        "sixteen seventeen eighteen nineteen twenty".split()
-    )
-}
-# Hedges a model puts before an answer ("approximately 300"), plus the release's list (well, so, just, ...).
-_FILLERS = frozenset(
-    "approximately about around roughly nearly almost "
-    "well so basically actually literally simply just um uh".split()
-)
-# "The answer is Paris." / "the final answer is: 3.5" -> the text up to a sentence end or a line break.
-_ANSWER_PHRASE = re.compile(r"\b(?:final\s+)?answer\s+is\b[\s:]*(.+?)(?=\.\s|\.$|\n|$)", re.IGNORECASE)
-# A gold answer counts as found when this share of its distinct words is in the prediction.
+ANSWER_SEPARATOR = "<ans_split>"  # the release's ground truth is one string, several golds joined with it
 WORD_OVERLAP = 0.7
 
+_PUNCTUATION = str.maketrans("", "", string.punctuation)
+_ARTICLES = re.compile(r"\b(a|an|the)\b")
+_SPECIAL = re.compile(r"[\"'「」『』()\[\]{}]")
+_NUMBER_WORDS = [(re.compile(rf"\b{word}\b"), str(i)) for i, word in enumerate(
+    "zero one two three four five six seven eight nine".split()
+)]
+_FILLERS = re.compile(r"\b(well|so|basically|actually|literally|simply|just|um|uh)\b")
+_BOXED = re.compile(r"\\boxed\{([^}]*)\}")
+_MARKER = re.compile(r"(The answer is|Therefore,|Thus,|So,|In conclusion,|Hence,)[:\s]+([^\.]+)", re.IGNORECASE)
 
-def normalize_autocoa(s: str) -> str:
-    """SQuAD normalisation, then number words zero..twenty to digits and filler words dropped.
 
-    >>> normalize_autocoa("About Twelve  apostles")
-    '12 apostles'
+def normalize_autocoa(s: str | None) -> str:
+    """The release's normalisation: lower-case, drop ASCII punctuation and a/an/the, strip 「」『』,
+    number words zero..nine to digits, drop filler words (well, so, just, ...), collapse whitespace.
+
+    >>> normalize_autocoa("So, 『The』 Nine  Muses!")
+    '9 muses'
     """
-    words = (_NUMBER_WORDS.get(w, w) for w in normalize_answer(s).split())
-    return " ".join(w for w in words if w not in _FILLERS)
+    if s is None:
+        return ""
+    s = _SPECIAL.sub("", _ARTICLES.sub(" ", s.lower().translate(_PUNCTUATION)))
+    for word, digit in _NUMBER_WORDS:
+        s = word.sub(digit, s)
+    return " ".join(_FILLERS.sub(" ", s).split())
 
 
-def extract_final_answer(output: str, fmt: ActionFormat = AUTOCOA) -> str | None:
-    """The answer after the last think-close: the last boxed span, else the last "answer is X" phrase."""
-    tail = output.split(fmt.think_close)[-1]
-    boxed = fmt.extract_answer(tail)
-    if boxed is not None:
-        return boxed
-    phrases = _ANSWER_PHRASE.findall(tail)
-    return phrases[-1].strip() if phrases else None
+def extract_autocoa_answer(text: str) -> str | None:
+    """The normalised answer the release reads after the last `</think>` of `text`; None when that is empty.
+
+    >>> extract_autocoa_answer("<think> x </think> \\\\boxed{a{b}c}")
+    'ab'
+    """
+    tail = text.strip().split(AUTOCOA.think_close)[-1].strip()
+    boxes = _BOXED.findall(tail)
+    if boxes:
+        return normalize_autocoa(boxes[-1].strip())
+    marker = _MARKER.search(tail)
+    if marker:
+        return normalize_autocoa(marker.group(2).strip())
+    if not tail:
+        return None
+    pieces = tail.split(".")
+    return normalize_autocoa(pieces[-2].strip() if len(pieces) > 1 else pieces[-1].strip())
 
 
-def _matches(pred: str, gold: str) -> bool:
-    """Equal normalised answers, or at least WORD_OVERLAP of the gold's distinct words in the prediction."""
-    if pred == gold:
+def _matches(answer: str, gold: str) -> bool:
+    """The release's comparison of a normalised answer with one normalised gold."""
+    if answer == gold:
         return True
-    gold_words = set(gold.split())
-    if not gold_words:  # a gold that normalises to nothing matches only an empty prediction
+    if gold in answer or answer in gold:
         return False
-    return len(gold_words & set(pred.split())) >= WORD_OVERLAP * len(gold_words)
+    gold_words = set(gold.split())
+    return len(gold_words & set(answer.split())) >= len(gold_words) * WORD_OVERLAP
 
 
-def autocoa_reward(output: str, golds: str | Sequence[str] | np.ndarray) -> float:
-    """1.0 if one whole model output answers correctly under AutoCoA's rule, else 0.0.
+def split_golds(golds: str | Sequence[str] | np.ndarray) -> list[str]:
+    """The golds the release compares against: a str split on "<ans_split>"; a list or array as if joined with it."""
+    text = golds if isinstance(golds, str) else ANSWER_SEPARATOR.join(as_gold_list(golds))
+    return text.split(ANSWER_SEPARATOR)
+
+
+def autocoa_reward(response: str, golds: str | Sequence[str] | np.ndarray, prompt: str = "") -> float:
+    """1.0 if `prompt + response` answers correctly under AutoCoA's released rule, else 0.0.
 
     Args:
-        output: the model's generation for one question, observations included.
-        golds: the gold answers (any one of them suffices).
+        response: the model's generation for one question, observations included.
+        golds: the ground truth: a str (several golds joined with "<ans_split>", as the release stores it),
+            or a list/array of str (the release raises AttributeError on these; here any one suffices).
+        prompt: the decoded prompt the response continues; the release scores the two together.
 
-    >>> autocoa_reward("<think> ... </think> \\\\boxed{Paris}", ["Paris", "Paris, France"])
+    >>> autocoa_reward("<think> ... </think> \\\\boxed{Paris}", "Paris<ans_split>Paris, France")
     1.0
     """
-    golds = as_gold_list(golds)
-    if AUTOCOA.think_close not in output:
+    text = prompt + response
+    if not text or AUTOCOA.think_close not in text:
         return 0.0
-    if AUTOCOA.action_open in output.split(AUTOCOA.think_close)[-1]:
+    if AUTOCOA.action_open in text.split(AUTOCOA.think_close)[-1]:
         return 0.0
-    answer = extract_final_answer(output)
+    answer = extract_autocoa_answer(text)
     if answer is None:
         return 0.0
-    pred = normalize_autocoa(answer)
-    if not pred:
-        return 0.0
-    return float(any(_matches(pred, normalize_autocoa(gold)) for gold in golds))
+    return float(any(gold and _matches(answer, normalize_autocoa(gold)) for gold in split_golds(golds)))
 
 
-class FormatFlags(TypedDict):
-    """Ways one model output breaks the action format; each True is a violation."""
+class AutoCoAReward(Reward):
+    """AutoCoA's released reward rule (`autocoa_reward`) on prompt + response."""
 
-    unclosed_tag: bool
-    """An action opened and not closed, or thinking never closed."""
-    search_after_answer: bool
-    """An action after the last think-close, where only the answer belongs."""
-    no_answer: bool
-    """No closed answer span (`\\boxed{...}`)."""
-    too_many_actions: bool
-    """More actions than the search budget allows."""
+    name = "autocoa"
 
-
-def format_penalty(output: str, max_actions: int, fmt: ActionFormat = AUTOCOA) -> FormatFlags:
-    """Named format violations of one model output, for penalties and `rollout/format/*` counts.
-
-    Args:
-        output: the model's generation for one question.
-        max_actions: the search budget; more actions than this sets `too_many_actions`.
-        fmt: the action tags the model was trained to write.
-    """
-    errors = set(fmt.format_errors(output))
-    return FormatFlags(
-        unclosed_tag=bool(errors & {"unclosed_action", "unclosed_think"}),
-        search_after_answer="action_after_answer" in errors,
-        no_answer="no_answer" in errors,
-        too_many_actions=fmt.count_actions(output) > max_actions,
-    )
+    def score(self, response: str, golds: list[str], prompt: str) -> float:
+        return autocoa_reward(response, golds, prompt)

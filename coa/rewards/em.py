@@ -1,4 +1,4 @@
-"""Exact match and token F1 against gold answers, as in the SQuAD and HotpotQA evaluation scripts."""
+"""Exact match and token F1 against gold answers (SQuAD/HotpotQA evaluation), and the rewards `exact_match`, `f1`."""
 
 from __future__ import annotations
 
@@ -8,6 +8,8 @@ from collections import Counter
 from collections.abc import Sequence
 
 import numpy as np
+
+from coa.rewards.base import Reward
 
 _ARTICLES = re.compile(r"\b(a|an|the)\b")
 _PUNCTUATION = str.maketrans("", "", string.punctuation)
@@ -79,3 +81,21 @@ def f1_score(prediction: str | None, golds: str | Sequence[str] | np.ndarray) ->
         return 0.0
     pred = normalize_answer(prediction)
     return max(_f1_one(pred, normalize_answer(gold)) for gold in golds)
+
+
+class ExactMatchReward(Reward):
+    """`exact_match` of the response's answer span (`fmt.parse_output(response).answer`)."""
+
+    name = "exact_match"
+
+    def score(self, response: str, golds: list[str], prompt: str) -> float:
+        return exact_match(self.fmt.parse_output(response).answer, golds)
+
+
+class F1Reward(Reward):
+    """`f1_score` of the response's answer span (`fmt.parse_output(response).answer`)."""
+
+    name = "f1"
+
+    def score(self, response: str, golds: list[str], prompt: str) -> float:
+        return f1_score(self.fmt.parse_output(response).answer, golds)

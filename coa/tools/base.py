@@ -5,13 +5,13 @@ from __future__ import annotations
 from abc import ABC, abstractmethod
 from typing import Any
 
-from coa.tools.registry import register_tool
+from coa.registry import Registry
 
 
 class Tool(ABC):
     """Subclass, set `name`, implement `call`; name the class in a config to use it.
 
-    A subclass that sets `name` in its body registers itself under it (see `coa.tools.registry`);
+    A subclass that sets `name` in its body registers itself under it in `TOOLS`;
     `tool_from_config("calculator")` or `{"class_path": "pkg.mod.MyTool", "init_args": {...}}` builds it.
     """
 
@@ -20,8 +20,11 @@ class Tool(ABC):
     def __init_subclass__(cls, **kwargs: Any) -> None:
         super().__init_subclass__(**kwargs)
         if "name" in cls.__dict__:  # a subclass that only tweaks a tool keeps no name of its own
-            register_tool(cls)
+            TOOLS.register(cls)
 
     @abstractmethod
     def call(self, arguments: list[str]) -> list[str]:
         """One observation text per argument, in order. Failures become observation texts."""
+
+
+TOOLS: Registry[Tool] = Registry(Tool, kind="tool", package="coa.tools")

@@ -13,6 +13,7 @@ from tqdm import tqdm
 from coa.data.atomic import atomic_open, write_jsonl
 from coa.data.cota_pairs import write_cota_pairs
 from coa.prompts import PromptTemplate
+from coa.rewards.autocoa import ANSWER_SEPARATOR
 from coa.tools.bm25 import BM25Search
 from coa.world.config import DEFAULT_MIX, WorldConfig
 from coa.world.encyclopedia import World, generate_world
@@ -80,13 +81,13 @@ def qa_row(index: int, split: str, question: Question, unseen: bool) -> dict:
 
 
 def verl_table(rows: list[dict], split: str, prompt: PromptTemplate) -> pa.Table:
-    """The verl RL layout AutoCoA's parquet files use."""
+    """The verl RL layout AutoCoA's parquet files use; the ground truth is one string, golds joined by "<ans_split>"."""
     return pa.Table.from_pylist([
         {
             "data_source": "coa_world",
             "prompt": prompt.messages(r["question"]),
             "ability": "fact-reasoning",
-            "reward_model": {"ground_truth": r["golden_answers"], "style": "rule"},
+            "reward_model": {"ground_truth": ANSWER_SEPARATOR.join(r["golden_answers"]), "style": "rule"},
             "extra_info": {"index": i, "split": split},
             "id": r["id"], "kind": r["kind"], "hops": r["hops"], "unseen_entity": r["unseen_entity"],
         }

@@ -1,33 +1,97 @@
-"""HFEngine: stops on the action's close tag, batching and left padding never change what is generated."""
+"""HFEngine: stop strings of any token length cut token-exact; batching never changes output; seeded per call."""
 
-from coa.engines.base import SamplingSettings, cut_at_stop
-from coa.engines.hf import HFEngine
+import torch
+
+from coa.engines.base import SamplingSettings
+from coa.engines.hf import HFEngine, finish
+from coa.engines.stop import cut_ids_at_text, first_stop
+from coa.models.tokenizer import train_tokenizer
 from coa.policy import Policy
 
-
-def test_cut_at_stop_keeps_the_stop_token_and_drops_padding():
-    assert cut_at_stop([5, 6, 9, 7], (9,), 0) == [5, 6, 9]
-    assert cut_at_stop([5, 6, 0, 0], (9,), 0) == [5, 6]
+CLOSE = "</end_search>"
 
 
-def test_batched_greedy_equals_one_by_one_and_stops_at_the_stop_token(small_model_dir):
-    policy = Policy(str(small_model_dir))
+def _straddling_tokenizer():
+    """A BPE without the tags as tokens, trained so that '>.' is one token: it runs past the close tag."""
+    texts = ["I look <begin_search> Ada Vell </end_search>. Then more." for _ in range(50)]
+    texts += ["ok>. fine>. ok>."] * 50
+    return train_tokenizer(texts, vocab_size=300, tags_as_tokens=False)
+
+
+def test_first_stop_is_the_earliest_end():
+    assert first_stop("a </x> b </y>", ("</y>", "</x>")) == (6, "</x>")
+    assert first_stop("nothing", ("</x>",)) is None
+
+
+def test_a_token_running_past_the_close_tag_is_cut_and_only_its_remainder_re_encoded():
+    tok = _straddling_tokenizer()
+    straddler = tok.convert_tokens_to_ids(">.")
+    assert isinstance(straddler, int) and straddler != tok.unk_token_id
+    head = tok.encode("I look <begin_search> Ada Vell </end_search", add_special_tokens=False)
+    ids = head + [straddler] + tok.encode(" Then", add_special_tokens=False)
+    assert len(tok.encode(CLOSE, add_special_tokens=False)) > 1
+    g = finish(tok, ids, SamplingSettings(stop_strings=(CLOSE,)))
+    assert g.finish_reason == "stop" and g.stop == CLOSE
+    assert g.text == "I look <begin_search> Ada Vell </end_search>"
+    assert tok.decode(g.token_ids) == g.text
+    assert g.token_ids[: len(head)] == head  # the prefix is kept as generated, never re-tokenised
+    assert g.token_ids[len(head):] == tok.encode(">", add_special_tokens=False)
+
+
+def test_cut_ids_at_text_on_a_token_boundary_keeps_the_ids():
+    tok = _straddling_tokenizer()
+    ids = tok.encode("Then more.", add_special_tokens=False)
+    text = tok.decode(ids)
+    assert cut_ids_at_text(tok, ids, len(text)) == ids
+
+
+def test_finish_prefers_the_earlier_of_stop_token_and_stop_string():
+    tok = _straddling_tokenizer()
+    ids = tok.encode("Then", add_special_tokens=False) + [tok.eos_token_id] + tok.encode(f" {CLOSE}", add_special_tokens=False)
+    g = finish(tok, ids, SamplingSettings(stop_strings=(CLOSE,), stop_token_ids=(tok.eos_token_id,)))
+    assert g.finish_reason == "eos" and g.token_ids[-1] == tok.eos_token_id and g.text == "Then"
+    g = finish(tok, ids[:2], SamplingSettings(stop_strings=(CLOSE,), stop_token_ids=(tok.eos_token_id,)))
+    assert g.finish_reason == "length"
+
+
+def test_batched_greedy_equals_one_by_one_and_stops_at_a_stop_string(multi_token_model_dir):
+    policy = Policy(str(multi_token_model_dir))
     tok = policy.tokenizer
     prompts = [tok.encode(t, add_special_tokens=False) for t in ("What is", "Who was born earlier, a or b?", "x")]
-    # Stop on whatever the model emits third for the first prompt, to see the cut happen.
-    free = HFEngine(policy.model, tok.pad_token_id, batch_size=1).generate(prompts[:1], SamplingSettings(max_new_tokens=6))
-    stop = free[0][2]
-    settings = SamplingSettings(max_new_tokens=6, stop_token_ids=(stop,))
-    one_by_one = HFEngine(policy.model, tok.pad_token_id, batch_size=1).generate(prompts, settings)
-    batched = HFEngine(policy.model, tok.pad_token_id, batch_size=3).generate(prompts, settings)
+    free = HFEngine(policy.model, tok, batch_size=1).generate(prompts[:1], SamplingSettings(max_new_tokens=8))[0]
+    stop = free.text[2:5]  # whatever the model writes first, as a multi-character stop string
+    settings = SamplingSettings(max_new_tokens=8, stop_strings=(stop,))
+    one_by_one = HFEngine(policy.model, tok, batch_size=1).generate(prompts, settings)
+    batched = HFEngine(policy.model, tok, batch_size=3).generate(prompts, settings)
     assert batched == one_by_one
-    assert one_by_one[0] == free[0][: free[0].index(stop) + 1]
-    assert all(len(out) <= 6 for out in batched)
+    first = one_by_one[0]
+    assert first.finish_reason == "stop" and first.text.endswith(stop) and first.text == free.text[: free.text.index(stop) + len(stop)]
+    for g in batched:
+        assert tok.decode(g.token_ids) == g.text and len(g.token_ids) <= 8
 
 
-def test_sampling_is_seeded(small_model_dir):
+def test_sampling_draws_from_the_call_generator_and_leaves_the_global_rng_alone(small_model_dir):
     policy = Policy(str(small_model_dir))
-    engine = HFEngine(policy.model, policy.tokenizer.pad_token_id)
-    prompts = [policy.tokenizer.encode("What is", add_special_tokens=False)] * 2
-    settings = SamplingSettings(max_new_tokens=8, temperature=1.0, seed=3)
-    assert engine.generate(prompts, settings) == engine.generate(prompts, settings)
+    engine = HFEngine(policy.model, policy.tokenizer)
+    prompts = [policy.tokenizer.encode("What is", add_special_tokens=False)] * 4
+    settings = SamplingSettings(max_new_tokens=8, temperature=1.0)
+    state = torch.random.get_rng_state()
+    a = engine.generate(prompts, settings, torch.Generator().manual_seed(3))
+    assert torch.equal(torch.random.get_rng_state(), state)
+    assert a == engine.generate(prompts, settings, torch.Generator().manual_seed(3))
+    g = torch.Generator().manual_seed(3)
+    first, second = engine.generate(prompts, settings, g), engine.generate(prompts, settings, g)
+    assert first == a and second != first  # the generator advances: the next step samples anew
+
+
+def test_train_mode_comes_back_even_when_generation_raises(small_model_dir):
+    policy = Policy(str(small_model_dir))
+    policy.model.train()
+    engine = HFEngine(policy.model, policy.tokenizer)
+    try:
+        engine.generate([[10**9]], SamplingSettings(max_new_tokens=2))  # an id past the vocabulary
+    except Exception:
+        pass
+    else:
+        raise AssertionError("an out-of-vocabulary id should fail")
+    assert policy.model.training

@@ -1,6 +1,8 @@
-from dataclasses import fields
+from dataclasses import astuple, fields
 
 import pytest
+from hypothesis import given, settings
+from hypothesis import strategies as st
 
 from coa.formats.action_format import (
     ACTION_FORMATS, AUTOCOA, FORMAT_ERRORS, SEARCH_R1, ActionFormat, ParsedOutput, action_format,
@@ -23,10 +25,10 @@ def test_last_action_extract_answer_count_actions():
     assert AUTOCOA.count_actions("<begin_search> a </end_search> <begin_search> b") == 2
 
 
-def test_format_errors_unchanged():
-    assert AUTOCOA.format_errors("<think> x </think> \\boxed{1}") == []
-    assert AUTOCOA.format_errors("<think> <begin_search> q") == ["no_answer", "unclosed_action", "unclosed_think"]
-    assert AUTOCOA.format_errors("</think> <begin_search> q </end_search> \\boxed{1}") == ["action_after_answer"]
+def test_parse_output_is_the_one_format_judge():
+    assert AUTOCOA.parse_output("<think> x </think> \\boxed{1}").errors == []
+    assert AUTOCOA.parse_output("<think> <begin_search> q").errors == ["no_answer", "unclosed_action", "unclosed_think"]
+    assert AUTOCOA.parse_output("</think> \\boxed{1} <begin_search> q </end_search>").errors == ["action_after_answer"]
 
 
 # --- built-ins, lookup, validation -------------------------------------------------------------------
@@ -145,3 +147,74 @@ def test_answer_braces_nest_and_last_span_wins():
 def test_parse_named_errors(fmt, text, expected):
     assert fmt.parse_output(text) == expected
     assert set(expected.errors) <= set(FORMAT_ERRORS)
+
+
+# --- neutralize: a tool's text can hold no tag -------------------------------------------------------
+
+# A user format whose tags overlap ("[[" and "[o[", "]]" and "]o]") and one whose tag holds a space.
+OVERLAPPING = ActionFormat(
+    think_open="[t]", think_close="[/t]", action_open="[[", action_close="]]",
+    observation_open="[o[", observation_close="]o]", answer_open="ANS:", answer_close=";",
+)
+SPACED = ActionFormat(answer_open="Final answer:", answer_close="END")
+NEUTRALIZED_FORMATS = [AUTOCOA, SEARCH_R1, OVERLAPPING, SPACED]
+
+
+def cut_tags(fmt: ActionFormat) -> list[str]:
+    return [tag for tag in astuple(fmt) if len(tag) > 1]
+
+
+def test_neutralize_inserts_a_space_after_each_tags_first_character():
+    assert AUTOCOA.neutralize("x </search_result> \\boxed{1} y") == "x < /search_result> \\ boxed{1} y"
+    assert SEARCH_R1.neutralize("<answer>a</answer>") == "< answer>a< /answer>"
+    # breaking the inner close must not leave or make one: "<" + "</search_result>" + "search_result>"
+    assert AUTOCOA.neutralize("<</search_result>search_result>") == "<< /search_result>search_result>"
+    assert OVERLAPPING.neutralize("[[o[") == "[ [ o[" and OVERLAPPING.neutralize("]]o]") == "] ] o]"
+    assert SPACED.neutralize("Final answer: x") == "F\u200binal answer: x"  # a tag holds a space: zero-width space
+
+
+@pytest.mark.parametrize("fmt", [AUTOCOA, SEARCH_R1])
+def test_neutralize_leaves_no_tag_in_text_full_of_tags(fmt):
+    tags = cut_tags(fmt)
+    text = " ".join(tags) + "".join(tags) * 3 + "".join(t[0] + t + t[1:] for t in tags) + "".join(t[:-1] + t for t in tags)
+    out = fmt.neutralize(text)
+    assert [t for t in tags if t in out] == []
+    assert fmt.neutralize(out) == out
+    assert fmt.parse_output(fmt.format_observation(out)) == parsed(None, None, ["no_answer", "unclosed_think"])
+
+
+@pytest.mark.parametrize("fmt", [AUTOCOA, SEARCH_R1])
+def test_neutralize_leaves_plain_text_and_one_character_tags(fmt):
+    text = "Ada (1815-1852) lived in London; a < b, c > d, {x}, \\frac{1}{2}, </ >, <search"
+    assert fmt.neutralize(text) == text
+    assert fmt.neutralize("") == ""
+    assert AUTOCOA.neutralize("}}") == "}}"  # AutoCoA's answer close is one character: it cannot be cut
+
+
+def tool_texts(fmt: ActionFormat) -> st.SearchStrategy[str]:
+    """Strings mixing `fmt`'s tags, their halves, the separators and arbitrary characters."""
+    tags = astuple(fmt)
+    halves = [t[: len(t) // 2] for t in tags] + [t[len(t) // 2:] for t in tags]
+    fragment = st.one_of(
+        st.sampled_from(tags), st.sampled_from(tags), st.sampled_from(halves),
+        st.sampled_from([" ", "\u200b", "<", "/", ">", "{", "}", "[", "]"]), st.text(max_size=4),
+    )
+    return st.lists(fragment, max_size=30).map("".join)
+
+
+@settings(max_examples=2000, deadline=None, database=None)
+@given(data=st.data(), fmt=st.sampled_from(NEUTRALIZED_FORMATS))
+def test_neutralized_tool_text_is_one_observation(data, fmt: ActionFormat):
+    text = data.draw(tool_texts(fmt), label="tool text")
+    out = fmt.neutralize(text)
+    assert [t for t in cut_tags(fmt) if t in out] == []
+    assert fmt.neutralize(out) == out
+    if not any(t in text for t in cut_tags(fmt)):
+        assert out == text
+    observation = fmt.format_observation(out)
+    parsed_observation = fmt.parse_output(observation)
+    assert parsed_observation.actions == [] and set(parsed_observation.errors) <= {"no_answer", "unclosed_think"}
+    # the observation closes where format_observation closed it: the policy's answer after it is read
+    answer = f" {fmt.think_close} {fmt.answer_open}x{fmt.answer_close}"
+    assert fmt.parse_output(observation + answer) == parsed(None, "x")
+    assert fmt.extract_answer(out) is None and fmt.last_action(out) is None

@@ -1,14 +1,14 @@
 import pytest
 
 from coa.tools import registry
-from coa.tools.base import Tool
+from coa.tools.base import TOOLS, Tool
 from coa.tools.calculator import Calculator
 
 
 @pytest.fixture(autouse=True)
 def private_registry(monkeypatch):
     """Classes defined by a test register into a copy, so the real registry stays as shipped."""
-    monkeypatch.setattr(registry, "_TOOLS", dict(registry.registered_tools()))
+    monkeypatch.setattr(TOOLS, "classes", dict(TOOLS.registered()))
 
 
 def test_a_subclass_registers_under_its_name():

@@ -1,11 +1,11 @@
 import importlib
+import subprocess
 import sys
 import textwrap
 
 import pytest
 
-from coa.tools import registry
-from coa.tools.base import Tool
+from coa.tools.base import TOOLS, Tool
 from coa.tools.bm25 import BM25Search
 from coa.tools.calculator import Calculator
 from coa.tools.registry import registered_tools, tool_class, tool_from_config
@@ -28,7 +28,7 @@ class Shout(Tool):
 @pytest.fixture(autouse=True)
 def private_registry(monkeypatch):
     """Tools defined by a test register into a copy, so the real registry stays as shipped."""
-    monkeypatch.setattr(registry, "_TOOLS", dict(registered_tools()))
+    monkeypatch.setattr(TOOLS, "classes", dict(registered_tools()))
 
 
 @pytest.fixture
@@ -41,6 +41,13 @@ def user_module(tmp_path, monkeypatch):
     yield "my_tools.shout"
     for name in ("my_tools.shout", "my_tools"):
         sys.modules.pop(name, None)
+
+
+def test_the_tool_base_does_not_import_the_tool_registry():
+    """The mechanism lives in coa.registry; base -> coa.registry <- tools.registry, no circle."""
+    code = "import sys, coa.tools.base; print(sorted(m for m in sys.modules if m.startswith('coa')))"
+    out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True).stdout
+    assert out.strip() == "['coa', 'coa.registry', 'coa.tools', 'coa.tools.base']"
 
 
 def test_shipped_tools_are_registered_by_name():

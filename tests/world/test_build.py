@@ -8,8 +8,11 @@ import pyarrow.parquet as pq
 import pytest
 
 from coa.commands.world import main as world_main
+from coa.data.autocoa_parquet import read_verl_parquet
+from coa.prompts import PromptTemplate
+from coa.rewards.autocoa import autocoa_reward
 from coa.tools.bm25 import BM25Search, format_passages
-from coa.world.build import build_world
+from coa.world.build import build_world, verl_table
 from coa.world.config import WorldConfig
 
 SMALL = dict(persons=40, cities=10, countries=5, companies=10, books=20, train=200, dev=20, test=20, topk=1)
@@ -72,7 +75,19 @@ def test_parquet_has_the_verl_layout_of_autocoa_files(small_world):
     assert {"data_source", "prompt", "ability", "reward_model", "extra_info"} <= set(table.column_names)
     first = table.slice(0, 1).to_pylist()[0]
     assert first["prompt"][0]["role"] == "user" and "<begin_search>" in first["prompt"][0]["content"]
-    assert first["reward_model"]["ground_truth"] == rows(small_world / "qa" / "test.jsonl")[0]["golden_answers"]
+    qa = rows(small_world / "qa" / "test.jsonl")
+    assert first["reward_model"]["ground_truth"] == "<ans_split>".join(qa[0]["golden_answers"])
+    assert [r.golds for r in read_verl_parquet(small_world / "qa" / "test.parquet")] == [r["golden_answers"] for r in qa]
+
+
+def test_parquet_ground_truth_is_one_string_as_the_release_stores_it():
+    row = {"id": "t-0", "question": "Where?", "golden_answers": ["Lisbon", "Lisboa"], "kind": "single", "hops": 1,
+           "unseen_entity": False}
+    table = verl_table([row], "test", PromptTemplate("short"))
+    assert table.schema.field("reward_model").type.field("ground_truth").type == "string"
+    ground_truth = table.to_pylist()[0]["reward_model"]["ground_truth"]
+    assert ground_truth == "Lisbon<ans_split>Lisboa"
+    assert autocoa_reward("<think> x </think> \\boxed{Lisboa}", ground_truth) == 1.0
 
 
 @pytest.mark.parametrize(

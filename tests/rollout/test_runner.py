@@ -2,10 +2,11 @@
 
 import pytest
 
-from coa.engines.base import GenerationEngine, SamplingSettings
+from coa.engines.base import Generation, GenerationEngine, SamplingSettings
+from coa.engines.hf import finish
 from coa.formats.action_format import AUTOCOA
 from coa.models.tokenizer import train_tokenizer
-from coa.rollout import BUDGET_MESSAGE, RolloutRunner, RolloutSettings
+from coa.rollout.runner import BUDGET_MESSAGE, RolloutRunner, RolloutSettings
 from coa.tools.base import Tool
 
 TEXTS = ["<think> I need Ada. <begin_search> Ada </end_search> <search_result> Ada: city Lisbon. </search_result> "
@@ -20,9 +21,9 @@ class ScriptedEngine(GenerationEngine):
         self.turns = {k: [tokenizer.encode(t, add_special_tokens=False) for t in v] for k, v in turns.items()}
         self.seen: list[list[int]] = []
 
-    def generate(self, prompts: list[list[int]], settings: SamplingSettings) -> list[list[int]]:
+    def generate(self, prompts: list[list[int]], settings: SamplingSettings, generator=None) -> list[Generation]:
         self.seen += prompts
-        return [self.turns[p[0]].pop(0) for p in prompts]
+        return [finish(self.tokenizer, self.turns[p[0]].pop(0), settings) for p in prompts]
 
 
 class RecordingTool(Tool):
@@ -43,9 +44,11 @@ class BrokenTool(Tool):
         raise TimeoutError("no answer after 5 s")
 
 
-@pytest.fixture(scope="module")
-def tokenizer():
-    return train_tokenizer(TEXTS, vocab_size=300)
+@pytest.fixture(scope="module", params=[True, False], ids=["tags-one-token", "tags-several-tokens"])
+def tokenizer(request):
+    tok = train_tokenizer(TEXTS, vocab_size=300, tags_as_tokens=request.param)
+    assert (len(tok.encode("</end_search>", add_special_tokens=False)) == 1) is request.param
+    return tok
 
 
 def prompts(tokenizer):

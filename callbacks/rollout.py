@@ -1,0 +1,150 @@
+"""The rollout engine as a callback: before each GRPO step, roll out the batch's prompts with the current weights."""
+
+from __future__ import annotations
+
+import time
+from typing import Any
+
+import lightning as L
+import torch
+
+from coa.engines.base import GenerationEngine
+from coa.engines.hf import HFEngine
+from coa.formats.action_format import action_format as tags_of
+from coa.rewards.base import reward_from_config
+from coa.rewards.em import exact_match
+from coa.rollout.batch import collate_rollouts
+from coa.rollout.environments import Environment
+from coa.rollout.runner import Rollout, RolloutRunner, RolloutSettings
+
+
+class RolloutCallback(L.Callback):
+    """Generation → environment → generation … for every prompt of the batch, `group_size` times; then rewards.
+
+    Hands the GRPO module a `RolloutBatch` (`pl_module.rollouts`) and logs what the rollouts did.
+    The sampling generator's state is saved in checkpoints, so a resumed run draws the same rollouts.
+
+    Args:
+        environment: answers actions: RealEnvironment, SimulatedEnvironment, MixedEnvironment or a subclass.
+        reward: a reward by name (exact_match, f1, autocoa, autocoa_lenient), class path or {class_path, init_args}.
+        group_size: episodes per prompt (G). Paper: 5.
+        action_format: the tags (a built-in name or a mapping).
+        max_actions: environment calls per episode before the budget message. Paper: 10.
+        max_turn_tokens: new tokens per generation call.
+        max_response_tokens: all response tokens of an episode.
+        temperature: sampling temperature. Paper: 0.6.
+        top_p: nucleus sampling.
+        engine: "hf" (transformers generate; CPU or GPU) or "vllm" (colocated vLLM, `coa[vllm]`, CUDA).
+        engine_args: extra constructor arguments of the engine (vLLM: gpu_memory_utilization, ...).
+        generation_batch_size: prompts per HF generate call.
+        seed: seeds the rollouts' sampling and the environment's draws.
+        samples_every_n_steps: log a W&B table of sample rollouts every N steps (0: never).
+        num_samples: rollouts in that table.
+    """
+
+    def __init__(
+        self,
+        environment: Environment,
+        reward: str | dict = "exact_match",
+        group_size: int = 4,
+        action_format: str | dict = "autocoa",
+        max_actions: int = 5,
+        max_turn_tokens: int = 128,
+        max_response_tokens: int = 512,
+        temperature: float = 1.0,
+        top_p: float = 1.0,
+        engine: str = "hf",
+        engine_args: dict | None = None,
+        generation_batch_size: int = 64,
+        seed: int = 0,
+        samples_every_n_steps: int = 25,
+        num_samples: int = 4,
+    ) -> None:
+        if group_size < 1:
+            raise ValueError(f"RolloutCallback.group_size={group_size} must be >= 1 (GRPO needs >= 2 to learn)")
+        if engine not in ("hf", "vllm"):
+            raise ValueError(f"RolloutCallback.engine={engine!r} must be 'hf' or 'vllm'")
+        self.environment = environment
+        self.reward = reward_from_config(reward)
+        self.group_size = group_size
+        self.fmt = tags_of(action_format)
+        self.settings = RolloutSettings(max_actions, max_turn_tokens, max_response_tokens, temperature, top_p)
+        self.engine_name, self.engine_args = engine, dict(engine_args or {})
+        self.generation_batch_size = generation_batch_size
+        self.samples_every_n_steps, self.num_samples = samples_every_n_steps, num_samples
+        self.generator = torch.Generator().manual_seed(seed)
+        self.engine: GenerationEngine | None = None
+        self.runner: RolloutRunner | None = None
+        self._synced_step = -1
+
+    def setup(self, trainer: L.Trainer, pl_module: L.LightningModule, stage: str) -> None:
+        if self.runner is not None:
+            return
+        policy = pl_module.policy
+        self.engine = self._build_engine(policy)
+        self.runner = RolloutRunner(self.engine, self.environment, policy.tokenizer, self.fmt, self.settings)
+
+    def _build_engine(self, policy) -> GenerationEngine:
+        if self.engine_name == "vllm":
+            from coa.engines.vllm import VLLMEngine
+
+            return VLLMEngine.from_policy(policy, **self.engine_args)
+        return HFEngine(policy.model, policy.tokenizer, batch_size=self.generation_batch_size, **self.engine_args)
+
+    def on_train_batch_start(self, trainer: L.Trainer, pl_module: L.LightningModule, batch: list, batch_idx: int) -> None:
+        if self._synced_step != trainer.global_step:
+            self.engine.sync_weights(pl_module.policy)
+            self._synced_step = trainer.global_step
+        self.environment.set_step(trainer.global_step)
+        items = [item for item in batch for _ in range(self.group_size)]  # a prompt's group stays together
+        start = time.perf_counter()
+        rollouts = self.runner.run([i.prompt_ids for i in items], [i.golds for i in items], self.generator)
+        generation_s = time.perf_counter() - start
+        texts = [self.runner.text(r) for r in rollouts]
+        rewards = self.reward(texts, [i.golds for i in items], [i.prompt_text for i in items])
+        pl_module.rollouts = collate_rollouts(rollouts, rewards, self.group_size, self._pad_id(pl_module))
+        self._log(pl_module, rollouts, texts, items, rewards, generation_s)
+        if self.samples_every_n_steps and trainer.global_step % self.samples_every_n_steps == 0:
+            self._log_samples(trainer, items, texts, rewards)
+
+    def _pad_id(self, pl_module: L.LightningModule) -> int:
+        tokenizer = pl_module.policy.tokenizer
+        return tokenizer.pad_token_id if tokenizer.pad_token_id is not None else tokenizer.eos_token_id
+
+    def _log(self, pl_module, rollouts: list[Rollout], texts: list[str], items: list, rewards: list[float], seconds: float) -> None:
+        n = len(rollouts)
+        parsed = [self.fmt.parse_output(t) for t in texts]
+        reward = torch.tensor(rewards)
+        generated = sum(sum(r.policy_mask) for r in rollouts)
+        metrics = {
+            "rollout/reward_mean": reward.mean().item(),
+            "rollout/reward_std": reward.std().item() if n > 1 else 0.0,
+            "rollout/em": sum(exact_match(p.answer, i.golds) for p, i in zip(parsed, items)) / n,
+            "rollout/format_error_rate": sum(bool(p.errors) for p in parsed) / n,
+            "rollout/truncated_rate": sum(r.truncated for r in rollouts) / n,
+            "rollout/actions": sum(len(r.actions) for r in rollouts) / n,
+            "rollout/response_tokens": sum(len(r.response_ids) for r in rollouts) / n,
+            "rollout/real_calls": float(sum(r.real_calls for r in rollouts)),
+            "rollout/simulated_calls": float(sum(r.simulated_calls for r in rollouts)),
+            "rollout/tool_errors": float(sum(r.tool_errors for r in rollouts)),
+            "perf/gen_tokens_per_s": generated / max(seconds, 1e-9),
+            **self.environment.pop_metrics(),
+        }
+        for name, value in metrics.items():
+            pl_module.log(name, float(value), prog_bar=name == "rollout/reward_mean", batch_size=n)
+
+    def _log_samples(self, trainer: L.Trainer, items: list, texts: list[str], rewards: list[float]) -> None:
+        log_table = getattr(trainer.logger, "log_table", None)
+        if log_table is None or not trainer.is_global_zero:
+            return
+        rows = [
+            [trainer.global_step, i.id, i.prompt_text[-300:], " | ".join(i.golds), t, r]
+            for i, t, r in list(zip(items, texts, rewards))[: self.num_samples]
+        ]
+        log_table(key="rollout/samples", columns=["step", "id", "prompt_tail", "golds", "response", "reward"], data=rows)
+
+    def state_dict(self) -> dict[str, Any]:
+        return {"generator": self.generator.get_state()}
+
+    def load_state_dict(self, state_dict: dict[str, Any]) -> None:
+        self.generator.set_state(state_dict["generator"])

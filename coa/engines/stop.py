@@ -1,0 +1,61 @@
+"""Stop strings of any token length, token-exact: where a continuation ends and which ids spell exactly that."""
+
+from __future__ import annotations
+
+from transformers import PreTrainedTokenizerBase
+
+
+def first_stop(text: str, stop_strings: tuple[str, ...]) -> tuple[int, str] | None:
+    """(end offset, stop string) of the earliest stop string in `text`, or None.
+
+    >>> first_stop("a </end_search> b", ("</end_search>",))
+    (15, '</end_search>')
+    """
+    best: tuple[int, str] | None = None
+    for stop in stop_strings:
+        i = text.find(stop)
+        if i >= 0 and (best is None or i + len(stop) < best[0]):
+            best = (i + len(stop), stop)
+    return best
+
+
+def cut_ids_at_text(tokenizer: PreTrainedTokenizerBase, ids: list[int], keep_chars: int) -> list[int]:
+    """The ids that decode to exactly the first `keep_chars` characters of `decode(ids)`.
+
+    The tokens wholly inside the kept text are kept as generated; a token that runs past the cut is
+    replaced by the encoding of its kept part alone (the prefix is never re-tokenised).
+
+    Raises:
+        ValueError: the kept ids do not decode to the kept text (a tokenizer that does not round-trip).
+    """
+    text = _decode(tokenizer, ids)
+    kept_text = text[:keep_chars]
+    n = _tokens_within(tokenizer, ids, kept_text)
+    head = ids[:n]
+    head_text = _decode(tokenizer, head)
+    rest = kept_text[len(head_text):]
+    kept = head + (tokenizer.encode(rest, add_special_tokens=False) if rest else [])
+    if _decode(tokenizer, kept) != kept_text:
+        raise ValueError(f"cut at {keep_chars} characters: the kept ids do not decode to the kept text {kept_text[-40:]!r}")
+    return kept
+
+
+def _tokens_within(tokenizer: PreTrainedTokenizerBase, ids: list[int], kept_text: str) -> int:
+    """The most leading tokens whose decoded text is a prefix of `kept_text` (binary search: prefixes grow)."""
+    lo, hi = 0, len(ids)
+    while lo < hi:
+        mid = (lo + hi + 1) // 2
+        if kept_text.startswith(_decode(tokenizer, ids[:mid])) and len(_decode(tokenizer, ids[:mid])) <= len(kept_text):
+            lo = mid
+        else:
+            hi = mid - 1
+    return lo
+
+
+def _decode(tokenizer: PreTrainedTokenizerBase, ids: list[int]) -> str:
+    return tokenizer.decode(ids, skip_special_tokens=False, clean_up_tokenization_spaces=False)
+
+
+def end_of_sequence_ids(tokenizer: PreTrainedTokenizerBase) -> tuple[int, ...]:
+    """The ids that end a generation: the tokenizer's end-of-sequence token."""
+    return () if tokenizer.eos_token_id is None else (tokenizer.eos_token_id,)

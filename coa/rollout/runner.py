@@ -1,0 +1,184 @@
+"""Multi-turn rollouts: generate until an action closes, answer the batch's actions together, append, go on."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+
+import torch
+from transformers import PreTrainedTokenizerBase
+
+from coa.engines.base import Generation, GenerationEngine, SamplingSettings
+from coa.engines.stop import end_of_sequence_ids
+from coa.formats.action_format import AUTOCOA, ActionFormat
+from coa.rollout.environments import ActionRequest, Binding, Environment, Observation, RealEnvironment
+from coa.tools.base import Tool
+
+BUDGET_MESSAGE = "Reach the limit of search times."  # AutoCoA's text past the search budget
+
+
+@dataclass
+class Rollout:
+    """One episode.
+
+    Args:
+        prompt_ids: [P] the prompt.
+        response_ids: [R] everything after the prompt: the policy's tokens and the observations.
+        policy_mask: [R] 1 on tokens the policy generated, 0 on observation tokens the environment appended.
+        golds: the question's gold answers (for rewards and fidelity statistics).
+        actions: the tool arguments the policy issued, in order (past the budget too).
+        tool_calls: how many of them the environment answered (those within the budget).
+        real_calls / simulated_calls: of those, answered by the real tool / written by the policy.
+        tool_errors: real calls that failed (the failure text is the observation).
+        observations: the observation texts, in order.
+        truncated: True when it ran out of turns or tokens before finishing.
+    """
+
+    prompt_ids: list[int]
+    response_ids: list[int] = field(default_factory=list)
+    policy_mask: list[int] = field(default_factory=list)
+    golds: tuple[str, ...] = ()
+    actions: list[str] = field(default_factory=list)
+    tool_calls: int = 0
+    real_calls: int = 0
+    simulated_calls: int = 0
+    tool_errors: int = 0
+    observations: list[str] = field(default_factory=list)
+    truncated: bool = False
+    done: bool = False
+
+    def append(self, tokens: list[int], from_policy: bool) -> None:
+        self.response_ids += tokens
+        self.policy_mask += [int(from_policy)] * len(tokens)
+        assert len(self.policy_mask) == len(self.response_ids)
+
+
+@dataclass(frozen=True)
+class RolloutSettings:
+    """Limits and sampling of an episode.
+
+    Args:
+        max_actions: actions the environment answers; the next one gets the budget message and the
+            policy must answer.
+        max_turn_tokens: new tokens per generation call.
+        max_response_tokens: all response tokens (policy + observations) of an episode.
+        temperature: 0 is greedy.
+        top_p: nucleus sampling when temperature > 0.
+    """
+
+    max_actions: int = 5
+    max_turn_tokens: int = 128
+    max_response_tokens: int = 1024
+    temperature: float = 0.0
+    top_p: float = 1.0
+
+
+class RolloutRunner:
+    """Runs batches of episodes with one engine and one environment.
+
+    Args:
+        engine: generates continuations from token ids.
+        environment: answers the actions; a Tool is wrapped in a RealEnvironment.
+        tokenizer: encodes observations (alone: the prefix is never re-tokenised) and decodes outputs.
+        fmt: the action tags; generation stops on the action's close string, whatever tokens spell it.
+        settings: episode limits and sampling.
+    """
+
+    def __init__(
+        self,
+        engine: GenerationEngine,
+        environment: Environment | Tool,
+        tokenizer: PreTrainedTokenizerBase,
+        fmt: ActionFormat = AUTOCOA,
+        settings: RolloutSettings = RolloutSettings(),
+    ) -> None:
+        self.engine, self.tokenizer, self.fmt, self.settings = engine, tokenizer, fmt, settings
+        self.environment = RealEnvironment(environment) if isinstance(environment, Tool) else environment
+        self.environment.bind(Binding(engine, tokenizer, fmt, settings.temperature, settings.top_p))
+        self.stop_token_ids = end_of_sequence_ids(tokenizer)
+
+    def run(
+        self, prompts: list[list[int]], golds: list[list[str]] | None = None, generator: torch.Generator | None = None
+    ) -> list[Rollout]:
+        """Episodes for `prompts` (a prompt repeated n times gives a group of n, kept in order).
+
+        Args:
+            prompts: token ids per episode.
+            golds: gold answers per episode (optional; environments may use them for statistics).
+            generator: the randomness of sampling and of the environment; advanced by each call.
+        """
+        rollouts = [Rollout(prompt_ids=list(p), golds=tuple(golds[i]) if golds else ()) for i, p in enumerate(prompts)]
+        for _ in range(self.settings.max_actions + 2):
+            active = [r for r in rollouts if not r.done]
+            if not active:
+                break
+            waiting = self._generate_turn(active, generator)
+            self._observe(waiting, generator)
+        for r in rollouts:
+            if not r.done:
+                r.done, r.truncated = True, True
+        return rollouts
+
+    def text(self, rollout: Rollout) -> str:
+        return self.tokenizer.decode(rollout.response_ids, skip_special_tokens=True)
+
+    def _generate_turn(self, active: list[Rollout], generator: torch.Generator | None) -> list[tuple[Rollout, str]]:
+        """Generates one turn for every active episode; returns those that stopped on an action, with its argument."""
+        s = self.settings
+        budget = [s.max_response_tokens - len(r.response_ids) for r in active]
+        settings = SamplingSettings(
+            max_new_tokens=max(1, min(s.max_turn_tokens, min(budget))), temperature=s.temperature, top_p=s.top_p,
+            stop_strings=(self.fmt.action_close,), stop_token_ids=self.stop_token_ids,
+        )
+        outputs = self.engine.generate([r.prompt_ids + r.response_ids for r in active], settings, generator)
+        waiting = []
+        for r, g in zip(active, outputs):
+            r.append(g.token_ids, from_policy=True)
+            action = self._action(g)
+            if action is None:
+                r.done = True
+                r.truncated = g.finish_reason == "length"
+            elif len(r.response_ids) >= s.max_response_tokens:
+                r.done, r.truncated = True, True
+            else:
+                waiting.append((r, action))
+        return waiting
+
+    def _action(self, g: Generation) -> str | None:
+        if g.finish_reason != "stop":
+            return None
+        return self.fmt.last_action(g.text) or ""
+
+    def _observe(self, waiting: list[tuple[Rollout, str]], generator: torch.Generator | None) -> None:
+        """Sends every pending action of the batch to the environment in one call; past the budget, answers for it."""
+        asked: list[Rollout] = []
+        requests: list[ActionRequest] = []
+        for r, action in waiting:
+            r.actions.append(action)
+            if len(r.actions) > self.settings.max_actions:
+                self._append(r, Observation(BUDGET_MESSAGE, "budget"))
+            else:
+                asked.append(r)
+                requests.append(ActionRequest(r.prompt_ids + r.response_ids, action, r.golds))
+        observations = self.environment.respond(requests, generator) if requests else []
+        for r, observation in zip(asked, observations):
+            r.tool_calls += 1
+            r.real_calls += observation.source == "real"
+            r.simulated_calls += observation.source == "simulated"
+            r.tool_errors += observation.failed
+            self._append(r, observation)
+
+    def _append(self, r: Rollout, observation: Observation) -> None:
+        r.observations.append(observation.text)
+        ids = observation.token_ids
+        if ids is None:
+            ids = self.tokenizer.encode(self.fmt.format_observation(observation.text), add_special_tokens=False)
+        r.append(ids, from_policy=False)
+
+
+class UnavailableTool(Tool):
+    """The closed-book setting: every call is answered with a refusal, so the model must answer from memory."""
+
+    name = "unavailable"
+
+    def call(self, arguments: list[str]) -> list[str]:
+        return ["Search is not available."] * len(arguments)

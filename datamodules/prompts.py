@@ -1,0 +1,97 @@
+"""Questions with gold answers -> prompt batches for GRPO: world / FlashRAG QA JSONL or verl parquet (AutoCoA's RL files)."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+from pathlib import Path
+
+from coa.data.autocoa_parquet import read_verl_parquet
+from coa.data.qa import QAExample, read_qa_jsonl
+from coa.datamodules.tokenized import TokenizedDataModule
+from coa.prompts import PromptTemplate
+
+READERS = {".jsonl": "FlashRAG QA JSONL (id, question, golden_answers)", ".parquet": "verl parquet (prompt, reward_model)"}
+
+
+@dataclass
+class PromptItem:
+    """One question, ready to roll out.
+
+    Args:
+        id: the question's id.
+        prompt_ids: [P] the chat prompt with the assistant turn opened.
+        golds: accepted answers.
+        prompt_text: the prompt as text (rewards that score prompt + response, like AutoCoA's, read it).
+        meta: the row's other fields.
+    """
+
+    id: str
+    prompt_ids: list[int]
+    golds: list[str]
+    prompt_text: str
+    meta: dict = field(default_factory=dict)
+
+
+def read_questions(path: str) -> list[QAExample]:
+    """Questions from a QA JSONL or a verl parquet file, chosen by the file's extension."""
+    suffix = Path(path).suffix
+    if suffix == ".jsonl":
+        return read_qa_jsonl(path)
+    if suffix == ".parquet":
+        return [q.as_qa() for q in read_verl_parquet(path)]
+    known = "; ".join(f"{k}: {v}" for k, v in READERS.items())
+    raise ValueError(f"{path}: no reader for '{suffix or '(no extension)'}' files; known: {known}")
+
+
+class PromptDataModule(TokenizedDataModule):
+    """Batches of questions for RL; the RolloutCallback turns each batch into groups of rollouts.
+
+    Args:
+        train_path: questions for training (.jsonl or .parquet).
+        val_path: questions for validation (optional).
+        tokenizer_path: directory or hub id of the tokenizer (usually the policy's).
+        batch_size: questions per step (each rolled out `group_size` times by the callback).
+        max_length: prompts longer than this many tokens are left out (with a warning).
+        prompt: instruction template ("autocoa", "short", or a text with `{question}`).
+        seed: seeds the shuffle.
+    """
+
+    def __init__(
+        self,
+        train_path: str,
+        val_path: str | None = None,
+        tokenizer_path: str = "",
+        batch_size: int = 8,
+        max_length: int = 1024,
+        prompt: str = "short",
+        seed: int = 0,
+    ) -> None:
+        super().__init__()
+        if batch_size < 1:
+            raise ValueError(f"data.batch_size={batch_size} must be >= 1")
+        self.save_hyperparameters()
+        self.template = PromptTemplate(prompt)
+
+    def read(self, path: str):
+        for q in read_questions(path):
+            yield q.id, self.encode(q)
+
+    def encode(self, q: QAExample) -> PromptItem:
+        messages = self.template.messages(q.question)
+        text = self.tokenizer.apply_chat_template(messages, add_generation_prompt=True, tokenize=False)
+        ids = self.tokenizer(text, add_special_tokens=False)["input_ids"]
+        return PromptItem(q.id, list(ids), list(q.golds), text, dict(q.meta))
+
+    def num_tokens(self, item: PromptItem) -> int:
+        return len(item.prompt_ids)
+
+    def batches_done(self) -> int:
+        """With several optimizer updates per rollout batch, steps / updates batches were consumed."""
+        updates = getattr(self.trainer.lightning_module, "updates_per_batch", 1)
+        return self.trainer.global_step // updates
+
+    def _collate(self, items: list[PromptItem]) -> list[PromptItem]:
+        return items
+
+    def transfer_batch_to_device(self, batch: list[PromptItem], device, dataloader_idx: int) -> list[PromptItem]:
+        return batch  # token-id lists for the rollout engine; the GRPO step moves its tensors itself

@@ -1,0 +1,147 @@
+"""RL stages 1 and 2: GRPO on the shared policy. Rollouts come from `coa.callbacks.rollout.RolloutCallback`."""
+
+from __future__ import annotations
+
+import time
+
+import torch
+from torch import Tensor
+
+from coa.losses.grpo import AGGREGATIONS, grpo_token_loss, group_advantages, token_weights
+from coa.modules.stage import PolicyStage
+from coa.policy import Policy
+from coa.rollout.batch import RolloutBatch
+
+
+class GRPOModule(PolicyStage):
+    """GRPO: group-relative advantages, PPO-clipped ratio, k3 KL to the reference; observation tokens get no loss.
+
+    Each training step takes the rollout batch the RolloutCallback produced for it (groups of
+    `group_size` episodes per prompt, generated with the current weights) and makes
+    `updates_per_batch` optimizer steps on it (μ in the GRPO paper); `trainer.max_steps` counts those.
+
+    Args:
+        policy: the backbone (model + tokenizer) shared by every stage.
+        lr: peak learning rate (AdamW). Paper: 7e-7 for a 7B model.
+        weight_decay: AdamW weight decay.
+        warmup_steps: linear warm-up, then cosine decay to 10 % at `trainer.max_steps`.
+        clip_eps: ε of the clipped ratio.
+        kl_coef: β of the KL term (0 skips the reference pass). Paper: 0.001.
+        scale_advantages: divide advantages by the group's reward std (GRPO's original form); False
+            keeps reward - group mean (Dr. GRPO, and DESIGN.md's default).
+        loss_aggregation: "token_mean" (every token weighs the same) or "sequence_mean" (every sequence).
+        updates_per_batch: optimizer steps per rollout batch (μ); the ratio is 1 at the first.
+        micro_batch_size: sequences per forward/backward (gradients accumulate); None takes the whole batch.
+        max_grad_norm: gradient clipping (manual optimisation: the trainer's gradient_clip_val cannot be used).
+        export_dir: where the trained policy is written as a Hugging Face directory when fit ends.
+    """
+
+    def __init__(
+        self,
+        policy: Policy,
+        lr: float = 1e-6,
+        weight_decay: float = 0.0,
+        warmup_steps: int = 0,
+        clip_eps: float = 0.2,
+        kl_coef: float = 0.001,
+        scale_advantages: bool = False,
+        loss_aggregation: str = "token_mean",
+        updates_per_batch: int = 1,
+        micro_batch_size: int | None = None,
+        max_grad_norm: float | None = 1.0,
+        export_dir: str | None = None,
+    ) -> None:
+        super().__init__()
+        if loss_aggregation not in AGGREGATIONS:
+            raise ValueError(f"model.loss_aggregation={loss_aggregation!r} must be one of {AGGREGATIONS}")
+        if updates_per_batch < 1:
+            raise ValueError(f"model.updates_per_batch={updates_per_batch} must be >= 1")
+        if micro_batch_size is not None and micro_batch_size < 1:
+            raise ValueError(f"model.micro_batch_size={micro_batch_size} must be >= 1 or null")
+        self.save_hyperparameters(ignore=["policy"])
+        self.policy = policy
+        self.automatic_optimization = False
+        self.rollouts: RolloutBatch | None = None  # set by the RolloutCallback before each step
+
+    @property
+    def updates_per_batch(self) -> int:
+        return self.hparams.updates_per_batch
+
+    def training_step(self, batch, batch_idx: int) -> Tensor:
+        if self.rollouts is None:
+            raise RuntimeError(
+                "GRPOModule got no rollouts: add coa.callbacks.rollout.RolloutCallback to trainer.callbacks"
+            )
+        rollouts, self.rollouts = self.rollouts.to(self.device), None
+        start = time.perf_counter()
+        targets = rollouts.loss_mask[:, 1:] * rollouts.attention_mask[:, 1:]
+        seq_index = torch.nonzero(targets)[:, 0]
+        advantages = group_advantages(rollouts.rewards, rollouts.group_size, self.hparams.scale_advantages)
+        weights = token_weights(seq_index, rollouts.input_ids.shape[0], self.hparams.loss_aggregation)
+        old = self._old_logprobs(rollouts) if self.hparams.updates_per_batch > 1 else None
+        ref = self._reference_logprobs(rollouts) if self.hparams.kl_coef > 0 else None
+        for _ in range(self.hparams.updates_per_batch):
+            stats = self._update(rollouts, advantages, weights, old, ref)
+        tokens = rollouts.attention_mask.sum().float() * self.hparams.updates_per_batch
+        self._log_step(stats, advantages, tokens / (time.perf_counter() - start))
+        return stats["loss"]
+
+    def _update(self, rollouts: RolloutBatch, advantages: Tensor, weights: Tensor, old, ref) -> dict[str, Tensor]:
+        """One optimizer step over the batch in micro-batches; returns the step's loss and statistics."""
+        optimizer, schedule = self.optimizers(), self.lr_schedulers()
+        optimizer.zero_grad()
+        totals: dict[str, Tensor] = {}
+        offset = 0  # position of the micro-batch's first token in the flat token tensors
+        size = self.hparams.micro_batch_size or rollouts.input_ids.shape[0]
+        for start in range(0, rollouts.input_ids.shape[0], size):
+            mb = rollouts.select(slice(start, start + size))
+            targets = mb.loss_mask[:, 1:] * mb.attention_mask[:, 1:]
+            n = int(targets.sum())
+            if n == 0:
+                continue
+            tokens = slice(offset, offset + n)
+            offset += n
+            logp, entropy = self.policy.target_logprobs_and_entropy(mb.input_ids, mb.attention_mask, targets)
+            rows = torch.nonzero(targets)[:, 0] + start
+            out = grpo_token_loss(
+                logp, logp.detach() if old is None else old[tokens], advantages[rows],
+                None if ref is None else ref[tokens], self.hparams.clip_eps, self.hparams.kl_coef,
+            )
+            w = weights[tokens]
+            loss = (w * out.loss).sum()
+            self.manual_backward(loss)
+            for name, value in (("loss", loss.detach()), ("kl", (w * out.kl).sum()),
+                                ("clip_fraction", (w * out.clipped.float()).sum()), ("entropy", (w * entropy).sum())):
+                totals[name] = totals.get(name, 0.0) + value
+        if self.hparams.max_grad_norm:
+            self.clip_gradients(optimizer, gradient_clip_val=self.hparams.max_grad_norm, gradient_clip_algorithm="norm")
+        optimizer.step()
+        schedule.step()
+        return totals
+
+    @torch.no_grad()
+    def _old_logprobs(self, rollouts: RolloutBatch) -> Tensor:
+        return self._flat(rollouts, self.policy.target_logprobs)
+
+    def _reference_logprobs(self, rollouts: RolloutBatch) -> Tensor:
+        return self._flat(rollouts, self.policy.reference_target_logprobs)
+
+    def _flat(self, rollouts: RolloutBatch, logprobs_of) -> Tensor:
+        """[M] log-probs of every loss token of the batch, computed micro-batch by micro-batch."""
+        size = self.hparams.micro_batch_size or rollouts.input_ids.shape[0]
+        parts = []
+        for start in range(0, rollouts.input_ids.shape[0], size):
+            mb = rollouts.select(slice(start, start + size))
+            targets = mb.loss_mask[:, 1:] * mb.attention_mask[:, 1:]
+            if targets.sum():
+                parts.append(logprobs_of(mb.input_ids, mb.attention_mask, targets))
+        return torch.cat(parts) if parts else torch.zeros(0, device=self.device)
+
+    def _log_step(self, stats: dict[str, Tensor], advantages: Tensor, train_tokens_per_s: Tensor) -> None:
+        self.log("train/loss", stats.get("loss", torch.tensor(0.0)), prog_bar=True)
+        for name in ("kl", "clip_fraction", "entropy"):
+            if name in stats:
+                self.log(f"train/{name}", stats[name])
+        self.log("train/advantage_abs_mean", advantages.abs().mean())
+        self.log("train/lr", self.optimizers().param_groups[0]["lr"])
+        self.log("perf/train_tokens_per_s", train_tokens_per_s)

@@ -1,0 +1,184 @@
+"""GRPOModule: the loss by hand on a fixed batch, a seeded run whose reward rises, SIGKILL + resume, configs."""
+
+import csv
+import os
+import signal
+import subprocess
+import sys
+import time
+from pathlib import Path
+
+import yaml
+import pytest
+import torch
+from transformers import AutoModelForCausalLM
+
+from coa.lightning_cli import run_lightning_cli
+from coa.losses.grpo import group_advantages
+from coa.modules.grpo import GRPOModule
+from coa.policy import Policy
+from coa.rewards.base import REWARDS
+from coa.rollout.batch import RolloutBatch
+
+ROOT = Path(__file__).resolve().parents[2]
+
+# A reward any random model can climb: the share of the letter "e" in what it writes.
+REWARD_MODULE = '''
+from coa.rewards.base import Reward
+
+class ShareOfE(Reward):
+    name = "test_share_of_e"
+
+    def score(self, response, golds, prompt):
+        letters = [c for c in response if c.isalpha()]
+        return sum(c == "e" for c in letters) / max(1, len(letters))
+'''
+
+
+def fixed_batch(pad: int) -> RolloutBatch:
+    # two groups of two; row 0: prompt [5, 6], policy tokens 7 8, observation 9, policy token 10
+    ids = torch.tensor([[5, 6, 7, 8, 9, 10], [5, 6, 11, 12, pad, pad], [13, 14, 15, 16, 17, pad], [13, 14, 18, pad, pad, pad]])
+    attention = (ids != pad).long()
+    loss = torch.tensor([[0, 0, 1, 1, 0, 1], [0, 0, 1, 1, 0, 0], [0, 0, 1, 1, 1, 0], [0, 0, 1, 0, 0, 0]])
+    return RolloutBatch(ids, attention, loss, torch.tensor([1.0, 0.0, 0.5, 0.5]), group_size=2)
+
+
+def run_one_step(module: GRPOModule, batch: RolloutBatch) -> float:
+    """One training step outside a Trainer: the module's optimizer and schedule, set up by hand."""
+    config = module.configure_optimizers()
+    optimizer, schedule = config["optimizer"], config["lr_scheduler"]["scheduler"]
+    module.optimizers = lambda: optimizer
+    module.lr_schedulers = lambda: schedule
+    module.manual_backward = lambda loss: loss.backward()
+    module.log = lambda *a, **k: None
+    module.rollouts = batch
+    return float(module.training_step([], 0))
+
+
+def test_on_policy_loss_is_minus_the_mean_advantage_over_policy_tokens(small_model_dir):
+    module = GRPOModule(Policy(str(small_model_dir)), lr=0.0, kl_coef=0.0, max_grad_norm=None)
+    module._trainer = type("T", (), {"max_steps": 1})()
+    batch = fixed_batch(module.policy.tokenizer.pad_token_id)
+    # advantages: group 1 -> [0.5, -0.5], group 2 -> [0, 0]; loss tokens per row: 3, 2, 3, 1 (targets of positions >= 1)
+    adv = group_advantages(batch.rewards, 2)
+    assert adv.tolist() == [0.5, -0.5, 0.0, 0.0]
+    expected = -(3 * 0.5 + 2 * -0.5) / 9  # ratio 1 on-policy: token_mean of -A
+    assert run_one_step(module, batch) == pytest.approx(expected, abs=1e-6)
+
+
+def test_the_output_layer_sees_only_the_policy_tokens(small_model_dir):
+    module = GRPOModule(Policy(str(small_model_dir)), lr=1e-3, kl_coef=0.1, max_grad_norm=None)
+    module._trainer = type("T", (), {"max_steps": 1})()
+    batch = fixed_batch(module.policy.tokenizer.pad_token_id)
+    seen = []
+    head = module.policy.model.get_output_embeddings()
+    handle = head.register_forward_hook(lambda m, inputs, out: seen.append(inputs[0].reshape(-1, inputs[0].shape[-1]).shape[0]))
+    run_one_step(module, batch)
+    handle.remove()
+    policy_targets = int((batch.loss_mask[:, 1:] * batch.attention_mask[:, 1:]).sum())
+    # one call on the 9 policy-token positions; the model's own call keeps 1 position per row (logits_to_keep=1)
+    assert policy_targets == 9 and sorted(seen) == [4, 9]
+
+
+def rl_config(tmp_path: Path, stage: str = "rl2", reward: str | None = None, **rollout) -> Path:
+    """configs/<stage>.yaml with the RolloutCallback's settings changed, written beside the test."""
+    config = yaml.safe_load((ROOT / "configs" / f"{stage}.yaml").read_text())
+    callback = config["trainer"]["callbacks"][0]["init_args"]
+    callback.update({"group_size": 4, "max_turn_tokens": 16, "max_response_tokens": 32, "max_actions": 2, **rollout})
+    if reward is not None:
+        callback["reward"] = reward
+    path = tmp_path / f"{stage}_test.yaml"
+    path.write_text(yaml.safe_dump(config))
+    return path
+
+
+def rl_args(config: Path, world: Path, model_dir: Path, root: Path, steps: int) -> list[str]:
+    return [
+        "fit", "--config", str(config),
+        f"--corpus={world / 'corpus.jsonl'}",
+        f"--trainer.default_root_dir={root}",
+        f"--trainer.max_steps={steps}",
+        "--trainer.enable_progress_bar=false",
+        "--trainer.logger=lightning.pytorch.loggers.CSVLogger",
+        f"--trainer.logger.init_args.save_dir={root}",
+        "--trainer.callbacks.init_args.every_n_train_steps=3",
+        f"--model.init_args.policy.init_args.model_name_or_path={model_dir}",
+        "--model.init_args.warmup_steps=0",
+        f"--data.init_args.train_path={world / 'qa' / 'train.jsonl'}",
+        "--data.init_args.batch_size=2",
+    ]
+
+
+def logged(root: Path, name: str) -> list[float]:
+    """The per-step values of one metric from the CSV logger's file (the newest run's: a resume adds a version)."""
+    path = max(root.glob("*/version_*/metrics.csv"), key=lambda p: int(p.parent.name.split("_")[1]))
+    rows = list(csv.DictReader(path.open()))
+    return [float(r[name]) for r in rows if r.get(name) not in (None, "")]
+
+
+@pytest.fixture
+def reward_on_path(tmp_path, monkeypatch):
+    package = tmp_path / "user_rewards"
+    package.mkdir()
+    (package / "__init__.py").write_text("")
+    (package / "share.py").write_text(REWARD_MODULE)
+    monkeypatch.syspath_prepend(str(tmp_path))
+    monkeypatch.setattr(REWARDS, "classes", dict(REWARDS.registered()))  # the test's reward stays the test's
+    return "user_rewards.share.ShareOfE", tmp_path
+
+
+def test_a_seeded_tiny_run_raises_the_mean_reward(small_world, small_model_dir, tmp_path, reward_on_path):
+    reward, _ = reward_on_path
+    config = rl_config(tmp_path, reward=reward, group_size=8)
+    root = tmp_path / "run"
+    run_lightning_cli(rl_args(config, small_world, small_model_dir, root, 24) + ["--model.init_args.lr=0.03"])
+    rewards = logged(root, "rollout/reward_mean")
+    assert len(rewards) == 24
+    first, last = sum(rewards[:4]) / 4, sum(rewards[-4:]) / 4
+    print("rewards by step:", [round(r, 3) for r in rewards])
+    assert last > first + 0.1, rewards
+
+
+def test_sigkill_mid_rl_then_resume_gives_the_same_rewards_and_weights(small_world, small_model_dir, tmp_path, reward_on_path):
+    reward, reward_dir = reward_on_path
+    config = rl_config(tmp_path, reward=reward)
+    steps = 9
+    ref_root = tmp_path / "ref"
+    run_lightning_cli(rl_args(config, small_world, small_model_dir, ref_root, steps) + ["--model.init_args.lr=0.03"])
+
+    root = tmp_path / "crash"
+    args = rl_args(config, small_world, small_model_dir, root, steps) + ["--model.init_args.lr=0.03"]
+    env = {**os.environ, "WANDB_MODE": "offline", "PYTHONPATH": f"{ROOT}{os.pathsep}{reward_dir}"}
+    proc = subprocess.Popen([sys.executable, "-m", "coa.cli", *args], env=env, stdout=subprocess.DEVNULL, stderr=subprocess.PIPE)
+    deadline = time.time() + 180
+    while time.time() < deadline and not any((root / "checkpoints").glob("*step=3*.ckpt")):
+        assert proc.poll() is None, proc.stderr.read().decode()[-3000:]
+        time.sleep(0.05)
+    proc.send_signal(signal.SIGKILL)
+    proc.wait()
+    assert proc.returncode == -signal.SIGKILL and not (root / "model").exists()
+
+    run_lightning_cli(args + ["--ckpt_path", "last"])
+    assert logged(root, "rollout/reward_mean")[-1] == pytest.approx(logged(ref_root, "rollout/reward_mean")[-1], abs=1e-9)
+    ref_w = AutoModelForCausalLM.from_pretrained(ref_root / "model").state_dict()
+    res_w = AutoModelForCausalLM.from_pretrained(root / "model").state_dict()
+    assert all(torch.allclose(v, res_w[k], atol=1e-6) for k, v in ref_w.items())
+
+
+def test_rl1_makes_no_real_tool_call_and_logs_simulation_fidelity(small_world, small_model_dir, tmp_path, teach):
+    import json
+
+    first = json.loads((small_world / "sft" / "train.jsonl").read_text().splitlines()[0])
+    question = first["messages"][0]["content"].split("Now, please answer the user's question below:")[-1].strip()
+    model_dir = teach(small_model_dir, question, first["messages"][-1]["content"], tmp_path / "taught")
+    qa = tmp_path / "taught.jsonl"  # the overfit model searches on the question it was taught
+    qa.write_text(json.dumps({"id": "q", "question": question, "golden_answers": ["x"]}) + "\n")
+    config = rl_config(tmp_path, stage="rl1", max_turn_tokens=48, max_response_tokens=160)
+    root = tmp_path / "rl1"
+    run_lightning_cli(rl_args(config, small_world, model_dir, root, 3) + [
+        "--model.init_args.lr=1e-3", f"--data.init_args.train_path={qa}", "--data.init_args.batch_size=1",
+    ])
+    assert sum(logged(root, "rollout/simulated_calls")) > 0
+    assert sum(logged(root, "rollout/real_calls")) == 0
+    assert sum(logged(root, "env/fidelity_probes")) > 0
+    assert all(0.0 <= f <= 1.0 for f in logged(root, "env/sim_fidelity"))
