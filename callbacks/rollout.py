@@ -8,8 +8,8 @@ from typing import Any
 import lightning as L
 import torch
 
-from coa.engines.base import GenerationEngine
-from coa.engines.hf import HFEngine
+from coa.rollout.engines.base import GenerationEngine
+from coa.rollout.engines.hf import HFEngine
 from coa.formats.action_format import action_format as tags_of
 from coa.rewards.base import reward_from_config
 from coa.rewards.em import exact_match
@@ -86,15 +86,19 @@ class RolloutCallback(L.Callback):
 
     def _build_engine(self, policy) -> GenerationEngine:
         if self.engine_name == "vllm":
-            from coa.engines.vllm import VLLMEngine
+            from coa.rollout.engines.vllm import VLLMEngine
 
             return VLLMEngine.from_policy(policy, **self.engine_args)
         return HFEngine(policy.model, policy.tokenizer, batch_size=self.generation_batch_size, **self.engine_args)
 
+    def sync_weights(self, policy, step: int) -> None:
+        """Makes the engine generate with the policy's weights of optimizer step `step` (once per step)."""
+        if self.engine is not None and self._synced_step != step:
+            self.engine.sync_weights(policy)
+            self._synced_step = step
+
     def on_train_batch_start(self, trainer: L.Trainer, pl_module: L.LightningModule, batch: list, batch_idx: int) -> None:
-        if self._synced_step != trainer.global_step:
-            self.engine.sync_weights(pl_module.policy)
-            self._synced_step = trainer.global_step
+        self.sync_weights(pl_module.policy, trainer.global_step)
         self.environment.set_step(trainer.global_step)
         items = [item for item in batch for _ in range(self.group_size)]  # a prompt's group stays together
         start = time.perf_counter()

@@ -5,7 +5,7 @@ from __future__ import annotations
 import lightning as L
 
 from coa.data.cota_pairs import ContrastivePair, read_cota_pairs
-from coa.engines.hf import HFEngine
+from coa.rollout.engines.hf import HFEngine
 from coa.prompts import PromptTemplate
 from coa.trigger_eval import fixed_subset, trigger_eval
 

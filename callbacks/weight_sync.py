@@ -26,6 +26,5 @@ class WeightSync(L.Callback):
         if trainer.global_step % self.every_n_steps:
             return
         for callback in trainer.callbacks:
-            if isinstance(callback, RolloutCallback) and callback.engine is not None:
-                callback.engine.sync_weights(pl_module.policy)
-                callback._synced_step = trainer.global_step
+            if isinstance(callback, RolloutCallback):
+                callback.sync_weights(pl_module.policy, trainer.global_step)

@@ -8,8 +8,8 @@ from dataclasses import dataclass
 from transformers import PreTrainedTokenizerBase
 
 from coa.data.cota_pairs import THINK_OPEN, ContrastivePair, pair_messages
-from coa.engines.base import GenerationEngine, SamplingSettings
-from coa.engines.stop import end_of_sequence_ids
+from coa.rollout.engines.base import GenerationEngine, SamplingSettings
+from coa.rollout.engines.stop import end_of_sequence_ids
 from coa.formats.action_format import AUTOCOA, ActionFormat
 from coa.masking import generation_prefix
 from coa.prompts import PromptTemplate

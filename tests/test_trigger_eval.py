@@ -7,7 +7,7 @@ import torch
 
 from coa.data.batch import collate_examples
 from coa.data.cota_pairs import THINK_OPEN, pair_messages, read_cota_pairs
-from coa.engines.hf import HFEngine
+from coa.rollout.engines.hf import HFEngine
 from coa.masking import tokenize_continuation
 from coa.policy import Policy
 from coa.prompts import PromptTemplate
@@ -70,7 +70,7 @@ def teach_always_search(model_dir: Path, world: Path, out_dir: Path, steps: int 
 def test_a_model_taught_to_always_search_has_recall_one(small_world, small_model_dir, tmp_path):
     policy = Policy(str(teach_always_search(small_model_dir, small_world, tmp_path / "always")))
     points = read_cota_pairs(small_world / "pairs" / "dev.json")
-    engine = HFEngine(policy.model, policy.tokenizer.pad_token_id)
+    engine = HFEngine(policy.model, policy.tokenizer)
     scores = trigger_eval(engine, policy.tokenizer, points, PromptTemplate("short"), max_new_tokens=8)
     positives = sum(needs_search(p) for p in points)
     assert 0 < positives < len(points)

@@ -13,7 +13,7 @@ from omegaconf import OmegaConf
 
 from coa.data.atomic import atomic_open, write_jsonl
 from coa.data.qa import read_qa_jsonl
-from coa.engines.hf import HFEngine
+from coa.rollout.engines.hf import HFEngine
 from coa.evaluation import MODES, markdown_table, predictions_as_rows, run_mode, summarize
 from coa.formats.action_format import ActionFormat, action_format
 from coa.policy import Policy

@@ -15,8 +15,8 @@ from typing import Literal
 import torch
 from transformers import PreTrainedTokenizerBase
 
-from coa.engines.base import GenerationEngine, SamplingSettings
-from coa.engines.stop import end_of_sequence_ids
+from coa.rollout.engines.base import GenerationEngine, SamplingSettings
+from coa.rollout.engines.stop import end_of_sequence_ids
 from coa.formats.action_format import AUTOCOA, ActionFormat
 from coa.rewards.em import f1_score, normalize_answer
 from coa.tools.base import Tool

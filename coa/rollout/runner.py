@@ -7,8 +7,8 @@ from dataclasses import dataclass, field
 import torch
 from transformers import PreTrainedTokenizerBase
 
-from coa.engines.base import Generation, GenerationEngine, SamplingSettings
-from coa.engines.stop import end_of_sequence_ids
+from coa.rollout.engines.base import Generation, GenerationEngine, SamplingSettings
+from coa.rollout.engines.stop import end_of_sequence_ids
 from coa.formats.action_format import AUTOCOA, ActionFormat
 from coa.rollout.environments import ActionRequest, Binding, Environment, Observation, RealEnvironment
 from coa.tools.base import Tool

@@ -35,7 +35,7 @@ class Oracle:
                 return None
             parts.append(
                 f" I need {hop.entity_name}'s {hop.relation}. {fmt.action_open} {hop.entity_name} {fmt.action_close}"
-                + fmt.format_observation(observation)
+                + fmt.format_observation(fmt.neutralize(observation))
                 # Terse notes, relation right before value as in the passage: the value is then one
                 # induction step away (copy what followed the same word in the observation).
                 + f" {hop.entity_name}'s {hop.relation} {hop.value}."

@@ -3,7 +3,7 @@
 import pytest
 import torch
 
-from coa.engines.hf import HFEngine
+from coa.rollout.engines.hf import HFEngine
 from coa.formats.action_format import AUTOCOA
 from coa.policy import Policy
 from coa.rollout.environments import (

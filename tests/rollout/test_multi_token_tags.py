@@ -5,7 +5,7 @@ import json
 import torch
 
 from coa.cli import main
-from coa.engines.hf import HFEngine
+from coa.rollout.engines.hf import HFEngine
 from coa.policy import Policy
 from coa.prompts import PromptTemplate
 from coa.rollout.batch import collate_rollouts

@@ -2,8 +2,8 @@
 
 import pytest
 
-from coa.engines.base import Generation, GenerationEngine, SamplingSettings
-from coa.engines.hf import finish
+from coa.rollout.engines.base import Generation, GenerationEngine, SamplingSettings
+from coa.rollout.engines.hf import finish
 from coa.formats.action_format import AUTOCOA
 from coa.models.tokenizer import train_tokenizer
 from coa.rollout.runner import BUDGET_MESSAGE, RolloutRunner, RolloutSettings

@@ -2,9 +2,9 @@
 
 import torch
 
-from coa.engines.base import SamplingSettings
-from coa.engines.hf import HFEngine, finish
-from coa.engines.stop import cut_ids_at_text, first_stop
+from coa.rollout.engines.base import SamplingSettings
+from coa.rollout.engines.hf import HFEngine, finish
+from coa.rollout.engines.stop import cut_ids_at_text, first_stop
 from coa.models.tokenizer import train_tokenizer
 from coa.policy import Policy
 
@@ -95,3 +95,15 @@ def test_train_mode_comes_back_even_when_generation_raises(small_model_dir):
     else:
         raise AssertionError("an out-of-vocabulary id should fail")
     assert policy.model.training
+
+
+def test_a_repetition_penalty_in_the_models_generation_config_is_not_applied(small_model_dir):
+    policy = Policy(str(small_model_dir))
+    engine = HFEngine(policy.model, policy.tokenizer)
+    prompts = [policy.tokenizer.encode("What is", add_special_tokens=False)]
+    plain = engine.generate(prompts, SamplingSettings(max_new_tokens=12))
+    policy.model.generation_config.repetition_penalty = 5.0
+    assert engine.generate(prompts, SamplingSettings(max_new_tokens=12)) == plain
+    # the penalty does change plain `generate` on this model: the check above can fail
+    penalised = policy.model.generate(torch.tensor(prompts), max_new_tokens=12, do_sample=False)[0, len(prompts[0]):]
+    assert penalised.tolist() != plain[0].token_ids[:12]

@@ -8,8 +8,8 @@ import types
 import pytest
 import torch
 
-from coa.engines.base import Generation, SamplingSettings
-from coa.engines.vllm import (
+from coa.rollout.engines.base import Generation, SamplingSettings
+from coa.rollout.engines.vllm import (
     INSTALL_HINT,
     VLLMEngine,
     VLLMSettings,
@@ -156,7 +156,7 @@ def test_length_keeps_everything(tokenizer):
 
 
 def test_the_vllm_mapping_agrees_with_the_hf_engine(tokenizer):
-    finish = pytest.importorskip("coa.engines.hf").finish
+    finish = pytest.importorskip("coa.rollout.engines.hf").finish
     eos = tokenizer.eos_token_id
     settings = SamplingSettings(stop_strings=(STOP,), stop_token_ids=(eos,))
     ids = encode(tokenizer, SEARCH)

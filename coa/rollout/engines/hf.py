@@ -9,8 +9,8 @@ import torch
 from tqdm import tqdm
 from transformers import PreTrainedTokenizerBase, StoppingCriteria, StoppingCriteriaList
 
-from coa.engines.base import Generation, GenerationEngine, SamplingSettings, draw_seed
-from coa.engines.stop import cut_ids_at_text, first_stop
+from coa.rollout.engines.base import Generation, GenerationEngine, SamplingSettings, draw_seed
+from coa.rollout.engines.stop import cut_ids_at_text, first_stop
 
 
 class HFEngine(GenerationEngine):
@@ -65,6 +65,10 @@ class HFEngine(GenerationEngine):
             temperature=settings.temperature if sampling else None,
             top_p=settings.top_p if sampling else None,
             top_k=None,
+            # the policy's own distribution: a model's generation_config may ship a repetition penalty
+            # (Qwen2.5-Instruct: 1.05) that GRPO's log-probs would not account for
+            repetition_penalty=1.0,
+            no_repeat_ngram_size=0,
             eos_token_id=list(settings.stop_token_ids) or None,
             pad_token_id=self.pad_token_id,
             stopping_criteria=self._stop_watch(settings, width, len(prompts)),

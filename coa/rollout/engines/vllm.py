@@ -12,15 +12,15 @@ from typing import TYPE_CHECKING, Any
 import torch
 from transformers import PreTrainedTokenizerBase
 
-from coa.engines.base import Generation, GenerationEngine, SamplingSettings, draw_seed
-from coa.engines.stop import cut_ids_at_text, first_stop
+from coa.rollout.engines.base import Generation, GenerationEngine, SamplingSettings, draw_seed
+from coa.rollout.engines.stop import cut_ids_at_text, first_stop
 
 if TYPE_CHECKING:
     from coa.policy import Policy
 
 INSTALL_HINT = (
     "VLLMEngine needs vLLM: pip install 'coa[vllm]' on a machine with a CUDA GPU, "
-    "or generate with the HF engine (coa.engines.hf.HFEngine), which runs anywhere"
+    "or generate with the HF engine (coa.rollout.engines.hf.HFEngine), which runs anywhere"
 )
 DTYPES = ("auto", "float32", "bfloat16", "float16")
 Request = tuple[list[int], int]  # (prompt token ids, sampling seed)
@@ -94,7 +94,7 @@ class VLLMEngine(GenerationEngine):
         if not torch.cuda.is_available():
             raise RuntimeError(
                 "VLLMEngine needs a CUDA GPU and none is visible (torch.cuda.is_available() is False); "
-                "run on a GPU machine, or generate with the HF engine (coa.engines.hf.HFEngine) on CPU"
+                "run on a GPU machine, or generate with the HF engine (coa.rollout.engines.hf.HFEngine) on CPU"
             )
         if tokenizer is None:
             from transformers import AutoTokenizer
