@@ -106,7 +106,9 @@ class RolloutCallback(L.Callback):
         generation_s = time.perf_counter() - start
         texts = [self.runner.text(r) for r in rollouts]
         rewards = self.reward(texts, [i.golds for i in items], [i.prompt_text for i in items])
-        pl_module.rollouts = collate_rollouts(rollouts, rewards, self.group_size, self._pad_id(pl_module))
+        pl_module.rollouts = collate_rollouts(
+            rollouts, rewards, self.group_size, self._pad_id(pl_module), self.settings.temperature
+        )
         self._log(pl_module, rollouts, texts, items, rewards, generation_s)
         if self.samples_every_n_steps and trainer.global_step % self.samples_every_n_steps == 0:
             self._log_samples(trainer, items, texts, rewards)

@@ -50,13 +50,11 @@ def main(argv: list[str] | None = None) -> None:
 
         serve_retriever_main(args[1:])
     else:
-        from coa.lightning_cli import run_lightning_cli
+        from coa.lightning_cli import ConfigError, run_lightning_cli
 
         try:
             run_lightning_cli(None if argv is None else args)
-        except ValueError as e:
-            if not str(e).startswith("bad config"):
-                raise
+        except ConfigError as e:  # the message says what to fix: a traceback would bury it
             sys.exit(f"coa: {e}")
 
 

@@ -18,6 +18,8 @@ WEIGHT_FILES = (
 TOKENIZER_FILES = ("tokenizer.json", "tokenizer_config.json")
 NON_REENTRANT = {"use_reentrant": False}  # gradients reach LoRA weights behind frozen layers
 HUB_ID = re.compile(r"^[A-Za-z0-9][\w.-]*(/[\w.-]+)?$")
+HUB_CONNECT_TIMEOUT_S = 2.0  # a reachable hub answers in well under a second; no network fails at once or here
+HEAD_EXTRAS = ("final_logit_softcapping", "logit_scale", "logits_scaling")  # heads that are more than a linear map
 HOW_TO_BUILD = (
     "build a local model with `coa quickstart` (or `coa world build`, which trains a tokenizer and saves a tiny "
     "model), or pass a directory written by `save_pretrained` (model + tokenizer) or a Hugging Face hub id"
@@ -93,6 +95,18 @@ def masked_sequence_logprobs(token_logprobs: Tensor, target_mask: Tensor) -> Seq
     return SequenceLogprobs(token=token, sum=total, mean=total / mask.sum(-1).clamp(min=1))
 
 
+def scatter_sequence_logprobs(target_logprobs: Tensor, target_mask: Tensor) -> SequenceLogprobs:
+    """`masked_sequence_logprobs` from the log-probs of the target tokens alone (`Policy.target_logprobs`).
+
+    Args:
+        target_logprobs: [N] log-probs of the target tokens, in row-major order of `target_mask`.
+        target_mask: [B, T-1] 1 where token t+1 is a target; N ones in all.
+    """
+    mask = target_mask.bool()
+    token = torch.zeros(mask.shape, dtype=target_logprobs.dtype, device=target_logprobs.device)
+    return masked_sequence_logprobs(token.masked_scatter(mask, target_logprobs), target_mask)
+
+
 def position_ids_from_mask(attention_mask: Tensor) -> Tensor:
     """Positions that skip padding (left or right), as `generate` computes them, so padding never moves logits.
 
@@ -107,7 +121,8 @@ class Policy(torch.nn.Module):
     """A causal LM and its tokenizer, with optional LoRA, 4/8-bit loading and gradient checkpointing.
 
     Args:
-        model_name_or_path: a local directory with model + tokenizer (as `save_pretrained` writes) or a hub id.
+        model_name_or_path: a local directory with model + tokenizer (as `save_pretrained` writes) or a hub id
+            (where the hub cannot be reached: one in the local hub cache, else it fails at once saying how to get it).
         dtype: weight dtype: "float32", "bfloat16" or "float16".
         lora: LoRA settings; None trains every weight.
         gradient_checkpointing: recompute activations in backward to save memory.
@@ -145,6 +160,7 @@ class Policy(torch.nn.Module):
         self._reference: torch.nn.Module | None = None  # set by object.__setattr__: not a submodule
 
         _check_model_dir(self.model_name_or_path)
+        self.local_files_only = not Path(self.model_name_or_path).exists() and _hub_cache_only(self.model_name_or_path)
         from transformers import AutoTokenizer
 
         model = self._load_model(quantize=True)
@@ -161,7 +177,9 @@ class Policy(torch.nn.Module):
 
             model = get_peft_model(model, lora.to_peft())
         self.model = model
-        self.tokenizer = AutoTokenizer.from_pretrained(self.model_name_or_path, trust_remote_code=trust_remote_code)
+        self.tokenizer = AutoTokenizer.from_pretrained(
+            self.model_name_or_path, trust_remote_code=trust_remote_code, local_files_only=self.local_files_only
+        )
         self.tokenizer.padding_side = "left"  # generation appends on the right
         if self.tokenizer.pad_token is None:
             self.tokenizer.pad_token = self.tokenizer.eos_token
@@ -190,7 +208,9 @@ class Policy(torch.nn.Module):
         """
         return gather_logprobs(self(input_ids, attention_mask), input_ids)
 
-    def target_logprobs(self, input_ids: Tensor, attention_mask: Tensor, target_mask: Tensor) -> Tensor:
+    def target_logprobs(
+        self, input_ids: Tensor, attention_mask: Tensor, target_mask: Tensor, temperature: float = 1.0
+    ) -> Tensor:
         """[N] log p of the N target tokens only: the output layer runs on those positions alone.
 
         With a large vocabulary and a loss on part of each sequence (SFT stage 2, GRPO), this skips most of
@@ -201,25 +221,30 @@ class Policy(torch.nn.Module):
             input_ids: [B, T] token ids.
             attention_mask: [B, T] 1 for real tokens.
             target_mask: [B, T-1] 1 where token t+1 is a target.
+            temperature: the logits are divided by it first: the distribution tokens were sampled from
+                (GRPO scores rollouts under the sampling temperature, as TRL and verl do).
         """
-        return target_logprobs(self.model, input_ids, attention_mask, target_mask)[0]
+        return target_logprobs(self.model, input_ids, attention_mask, target_mask, temperature=temperature)[0]
 
     def target_logprobs_and_entropy(
-        self, input_ids: Tensor, attention_mask: Tensor, target_mask: Tensor
+        self, input_ids: Tensor, attention_mask: Tensor, target_mask: Tensor, temperature: float = 1.0
     ) -> tuple[Tensor, Tensor]:
         """`target_logprobs` and [N] the entropy of the next-token distribution there (without gradient)."""
-        return target_logprobs(self.model, input_ids, attention_mask, target_mask, entropy=True)
+        return target_logprobs(self.model, input_ids, attention_mask, target_mask, entropy=True, temperature=temperature)
 
     @torch.no_grad()
-    def reference_target_logprobs(self, input_ids: Tensor, attention_mask: Tensor, target_mask: Tensor) -> Tensor:
+    def reference_target_logprobs(
+        self, input_ids: Tensor, attention_mask: Tensor, target_mask: Tensor, temperature: float = 1.0
+    ) -> Tensor:
         """`target_logprobs` under the reference policy (see `reference_logprobs`), without gradients."""
         if self.lora is None:
-            return target_logprobs(self.reference_model(input_ids.device), input_ids, attention_mask, target_mask)[0]
+            model = self.reference_model(input_ids.device)
+            return target_logprobs(model, input_ids, attention_mask, target_mask, temperature=temperature)[0]
         was_training = self.model.training
-        self.model.eval()
+        self.model.eval()  # no dropout in the reference
         try:
             with self.model.disable_adapter():
-                return target_logprobs(self.model, input_ids, attention_mask, target_mask)[0]
+                return target_logprobs(self.model, input_ids, attention_mask, target_mask, temperature=temperature)[0]
         finally:
             self.model.train(was_training)
 
@@ -233,7 +258,7 @@ class Policy(torch.nn.Module):
                 prediction and is ignored. Padding never counts.
         """
         target_mask = loss_mask[:, 1:] * attention_mask[:, 1:]
-        return masked_sequence_logprobs(self.token_logprobs(input_ids, attention_mask), target_mask)
+        return scatter_sequence_logprobs(self.target_logprobs(input_ids, attention_mask, target_mask), target_mask)
 
     @torch.no_grad()
     def reference_logprobs(self, input_ids: Tensor, attention_mask: Tensor, loss_mask: Tensor) -> SequenceLogprobs:
@@ -243,17 +268,9 @@ class Policy(torch.nn.Module):
         from `model_name_or_path` on first use, so it is the starting point whenever it is first asked for.
         """
         target_mask = loss_mask[:, 1:] * attention_mask[:, 1:]
-        if self.lora is not None:
-            was_training = self.model.training
-            self.model.eval()  # no dropout in the reference
-            try:
-                with self.model.disable_adapter():
-                    logits = _logits(self.model, input_ids, attention_mask)
-            finally:
-                self.model.train(was_training)
-        else:
-            logits = _logits(self.reference_model(input_ids.device), input_ids, attention_mask)
-        return masked_sequence_logprobs(gather_logprobs(logits, input_ids), target_mask)
+        return scatter_sequence_logprobs(
+            self.reference_target_logprobs(input_ids, attention_mask, target_mask), target_mask
+        )
 
     def reference_model(self, device: torch.device) -> torch.nn.Module:
         """The frozen reference for full fine-tuning, loaded lazily and kept out of state_dict/parameters()."""
@@ -285,7 +302,10 @@ class Policy(torch.nn.Module):
     def _load_model(self, quantize: bool) -> torch.nn.Module:
         from transformers import AutoModelForCausalLM
 
-        kwargs: dict[str, Any] = {"dtype": self.torch_dtype, "trust_remote_code": self.trust_remote_code}
+        kwargs: dict[str, Any] = {
+            "dtype": self.torch_dtype, "trust_remote_code": self.trust_remote_code,
+            "local_files_only": self.local_files_only,
+        }
         if self.attn_implementation is not None:
             kwargs["attn_implementation"] = self.attn_implementation
         if quantize and self.load_in_bits is not None:
@@ -303,25 +323,42 @@ class Policy(torch.nn.Module):
 
 
 def target_logprobs(
-    model: torch.nn.Module, input_ids: Tensor, attention_mask: Tensor, target_mask: Tensor, entropy: bool = False
+    model: torch.nn.Module, input_ids: Tensor, attention_mask: Tensor, target_mask: Tensor, entropy: bool = False,
+    temperature: float = 1.0,
 ) -> tuple[Tensor, Tensor | None]:
-    """([N] log p of the target tokens, [N] entropy there or None), the output layer run on targets only."""
+    """([N] log p of the target tokens, [N] entropy there or None), the output layer run on targets only;
+    logits divided by `temperature` (> 0) first."""
     head = model.get_output_embeddings()
     mask = target_mask.bool()
-    if head is None or getattr(model.config, "final_logit_softcapping", None):
+    decoder = _decoder(model)
+    if head is None or decoder is None or any(getattr(model.config, name, None) for name in HEAD_EXTRAS):
         logits = _logits(model, input_ids, attention_mask)[:, :-1][mask].float()
     else:
-        out = model(
+        hidden = decoder(
             input_ids=input_ids, attention_mask=attention_mask, position_ids=position_ids_from_mask(attention_mask),
-            use_cache=False, output_hidden_states=True, logits_to_keep=1,
-        )
-        logits = head(out.hidden_states[-1][:, :-1][mask]).float()  # [N, V]
+            use_cache=False,
+        ).last_hidden_state  # (B, T, H), after the final norm
+        logits = head(hidden[:, :-1][mask]).float()  # (N, V)
+    if temperature != 1.0:
+        logits = logits / temperature
     log_probs = torch.log_softmax(logits, dim=-1)
     chosen = log_probs.gather(-1, input_ids[:, 1:][mask][:, None])[:, 0]
     if not entropy:
         return chosen, None
     with torch.no_grad():
         return chosen, -(log_probs.exp() * log_probs).sum(-1)
+
+
+def _decoder(model: torch.nn.Module) -> torch.nn.Module | None:
+    """The model without its output layer (its output: the last, normed hidden state), or None where none is found.
+
+    Calling it instead of the whole model with `output_hidden_states=True` keeps no per-layer outputs alive.
+    """
+    get_decoder = getattr(model, "get_decoder", None)  # transformers' lookup; a peft model passes it through
+    decoder = get_decoder() if get_decoder is not None else None
+    if decoder is None or decoder is model or decoder.get_output_embeddings() is not None:
+        return None  # transformers fell back to the model itself: it has a head, so it is no decoder
+    return decoder
 
 
 def _logits(model: torch.nn.Module, input_ids: Tensor, attention_mask: Tensor) -> Tensor:
@@ -348,6 +385,39 @@ def _check_model_dir(path: str) -> None:
         missing.append(" or ".join(TOKENIZER_FILES))
     if missing:
         raise ValueError(f"policy.model_name_or_path={path!r} is missing {'; '.join(missing)}; {HOW_TO_BUILD}")
+
+
+def hub_reachable(timeout_s: float = HUB_CONNECT_TIMEOUT_S) -> bool:
+    """False in huggingface_hub's offline mode (HF_HUB_OFFLINE=1) or when its endpoint gives no answer in `timeout_s`.
+
+    The probe is one HEAD request through huggingface_hub's own session (its proxies and headers), without retries.
+    """
+    from huggingface_hub import constants, get_session, is_offline_mode
+
+    if is_offline_mode():
+        return False
+    try:
+        get_session().head(constants.ENDPOINT, timeout=timeout_s)
+    except Exception:  # no DNS, refused, timed out, proxy error: whichever it is, the hub cannot be reached
+        return False
+    return True
+
+
+def _hub_cache_only(model_id: str) -> bool:
+    """True when the hub cannot be reached but `model_id` is in the local hub cache (load it from there, no retries).
+
+    Raises a ValueError with the download command when it can neither be reached nor found in the cache.
+    """
+    from huggingface_hub import try_to_load_from_cache
+
+    if hub_reachable():
+        return False
+    if isinstance(try_to_load_from_cache(model_id, "config.json"), str):
+        return True
+    raise ValueError(
+        f"policy.model_name_or_path={model_id!r} is no local directory and the Hugging Face hub cannot be reached "
+        f"(offline); download it on a machine with a network (hf download {model_id} --local-dir DIR) and pass DIR"
+    )
 
 
 def _enable_gradient_checkpointing(model: torch.nn.Module) -> None:

@@ -101,7 +101,9 @@ class GRPOModule(PolicyStage):
                 continue
             tokens = slice(offset, offset + n)
             offset += n
-            logp, entropy = self.policy.target_logprobs_and_entropy(mb.input_ids, mb.attention_mask, targets)
+            logp, entropy = self.policy.target_logprobs_and_entropy(
+                mb.input_ids, mb.attention_mask, targets, rollouts.temperature
+            )
             rows = torch.nonzero(targets)[:, 0] + start
             out = grpo_token_loss(
                 logp, logp.detach() if old is None else old[tokens], advantages[rows],
@@ -134,7 +136,7 @@ class GRPOModule(PolicyStage):
             mb = rollouts.select(slice(start, start + size))
             targets = mb.loss_mask[:, 1:] * mb.attention_mask[:, 1:]
             if targets.sum():
-                parts.append(logprobs_of(mb.input_ids, mb.attention_mask, targets))
+                parts.append(logprobs_of(mb.input_ids, mb.attention_mask, targets, rollouts.temperature))
         return torch.cat(parts) if parts else torch.zeros(0, device=self.device)
 
     def _log_step(self, stats: dict[str, Tensor], advantages: Tensor, train_tokens_per_s: Tensor) -> None:

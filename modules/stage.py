@@ -1,10 +1,11 @@
-"""What every stage that trains the shared policy does alike: optimiser, schedule, train mode, export."""
+"""What every stage that trains the shared policy does alike: optimiser, schedule, train mode, checkpoints, export."""
 
 from __future__ import annotations
 
 import os
 import shutil
 from pathlib import Path
+from typing import Any
 
 import lightning as L
 import torch
@@ -14,10 +15,26 @@ from coa.schedules import warmup_cosine
 
 
 class PolicyStage(L.LightningModule):
-    """Base of the SFT stages: subclasses set `self.policy` and save `lr`, `weight_decay`, `warmup_steps`
-    and `export_dir` as hyperparameters; this class trains and exports the policy with them."""
+    """Base of the policy-training stages: subclasses set `self.policy` and save `lr`, `weight_decay`,
+    `warmup_steps` and `export_dir` as hyperparameters; this class trains, checkpoints and exports the policy.
+
+    Checkpoints of a LoRA policy hold the weights that train (the adapters), not the frozen base, which
+    comes back from `policy.model_name_or_path` (optimizer, schedule and loop state are Lightning's, as ever).
+    """
 
     policy: Policy
+
+    @property
+    def strict_loading(self) -> bool:
+        """Lightning's `load_state_dict(strict=...)`: a LoRA checkpoint fills the adapters alone."""
+        return self.policy.lora is None
+
+    def on_save_checkpoint(self, checkpoint: dict[str, Any]) -> None:
+        if self.policy.lora is not None:
+            checkpoint["state_dict"] = trainable_state(self, checkpoint["state_dict"])
+
+    def on_load_checkpoint(self, checkpoint: dict[str, Any]) -> None:
+        check_holds_trainable(self, checkpoint["state_dict"], getattr(self._trainer, "ckpt_path", None))
 
     def on_fit_start(self) -> None:
         self.policy.model.train()  # from_pretrained returns the model in eval mode (dropout off)
@@ -30,6 +47,29 @@ class PolicyStage(L.LightningModule):
     def on_train_end(self) -> None:
         if self.hparams.export_dir and self.trainer.is_global_zero:
             export_policy(self.policy, Path(self.hparams.export_dir))
+
+
+def trainable_names(module: torch.nn.Module) -> list[str]:
+    """Names (as in `state_dict`) of the parameters that train."""
+    return [name for name, p in module.named_parameters() if p.requires_grad]
+
+
+def trainable_state(module: torch.nn.Module, state_dict: dict[str, torch.Tensor]) -> dict[str, torch.Tensor]:
+    """The entries of `state_dict` that are `module`'s trainable parameters, in their order."""
+    keep = set(trainable_names(module))
+    return {name: value for name, value in state_dict.items() if name in keep}
+
+
+def check_holds_trainable(module: PolicyStage, state_dict: dict[str, torch.Tensor], path: str | None) -> None:
+    """Raises a ValueError when a checkpoint lacks weights the policy trains (written with other LoRA settings)."""
+    names = trainable_names(module)
+    missing = [name for name in names if name not in state_dict]
+    if missing:
+        raise ValueError(
+            f"checkpoint {path or ''} lacks {len(missing)} of the {len(names)} weights this policy trains "
+            f"(policy.lora={module.policy.lora}; e.g. {missing[0]}): it was written with other policy.lora settings; "
+            "resume with the settings it was trained with, or start afresh without --ckpt_path"
+        )
 
 
 def adamw_warmup_cosine(policy: Policy, lr: float, weight_decay: float, warmup_steps: int, max_steps: int) -> dict:

@@ -2,12 +2,17 @@
 
 import json
 import os
+import socket
 import subprocess
 import sys
+import time
+from pathlib import Path
 
 import pytest
 
 from coa.cli import main
+
+ROOT = Path(__file__).resolve().parents[1]
 
 
 def test_help_lists_every_command(capsys):
@@ -36,3 +41,40 @@ def test_bad_config_from_the_shell_exits_naming_the_file(tmp_path):
     proc = subprocess.run([sys.executable, "-m", "coa.cli", "fit", "--config", str(bad)], capture_output=True, text=True, env=env)
     assert proc.returncode != 0
     assert f"bad config in {bad}" in proc.stderr
+
+
+def test_hub_id_without_a_network_fails_fast_with_one_line(tmp_path):
+    with socket.socket() as closed:  # a hub endpoint nobody listens on: the network is unreachable,
+        closed.bind(("127.0.0.1", 0))  # on a machine with a network as well as in a sandbox without one
+        endpoint = f"http://127.0.0.1:{closed.getsockname()[1]}"
+    env = {k: v for k, v in os.environ.items() if k not in ("HF_HUB_OFFLINE", "TRANSFORMERS_OFFLINE")}
+    env["HF_ENDPOINT"] = endpoint
+    start = time.perf_counter()
+    proc = subprocess.run(
+        [sys.executable, "-m", "coa.cli", "fit", "--config", str(ROOT / "configs" / "sft2.yaml"),
+         "--model.init_args.policy.init_args.model_name_or_path=nobody/nothing",
+         f"--trainer.default_root_dir={tmp_path}"],
+        capture_output=True, text=True, env=env,
+    )
+    seconds = time.perf_counter() - start
+    assert proc.returncode != 0
+    assert proc.stderr.strip().splitlines()[-1] == (
+        "coa: policy.model_name_or_path='nobody/nothing' is no local directory and the Hugging Face hub cannot be "
+        "reached (offline); download it on a machine with a network (hf download nobody/nothing --local-dir DIR) "
+        "and pass DIR"
+    )
+    assert "Traceback" not in proc.stderr and "Union subtypes" not in proc.stderr and "Retrying" not in proc.stderr
+    assert seconds < 15  # before: ~55 s of retries (5 per file, 1+2+4+8+8 s apart), then a 170-line union dump
+
+
+def test_a_constructor_error_under_fit_is_one_line_naming_the_field(tmp_path, small_world, small_model_dir):
+    env = {k: v for k, v in os.environ.items() if k != "WANDB_MODE"}
+    proc = subprocess.run(
+        [sys.executable, "-m", "coa.cli", "fit", "--config", str(ROOT / "configs" / "sft2.yaml"),
+         f"--model.init_args.policy.init_args.model_name_or_path={small_model_dir}",
+         "--model.init_args.policy.init_args.dtype=fp32", f"--trainer.default_root_dir={tmp_path}"],
+        capture_output=True, text=True, env=env,
+    )
+    assert proc.returncode != 0
+    assert proc.stderr.strip().splitlines()[-1].startswith("coa: policy.dtype='fp32' is not one of float32")
+    assert "Traceback" not in proc.stderr and "Union subtypes" not in proc.stderr

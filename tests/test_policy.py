@@ -1,6 +1,11 @@
 """Policy: log-prob math, references, LoRA on/off, loading foreign HF dirs and YAML, saving."""
 
 import math
+import shutil
+import socket
+import threading
+import time
+from http.server import BaseHTTPRequestHandler, HTTPServer
 from pathlib import Path
 
 import pytest
@@ -8,7 +13,9 @@ import torch
 
 from coa.models.tiny import TinyModelConfig, build_tiny_model
 from coa.models.tokenizer import train_tokenizer
-from coa.policy import LoraSettings, Policy, gather_logprobs, masked_sequence_logprobs
+from coa.policy import (
+    LoraSettings, Policy, gather_logprobs, hub_reachable, masked_sequence_logprobs, scatter_sequence_logprobs,
+)
 
 TEXTS = [
     "<think> Who founded Acme? <begin_search> Acme founder </end_search> "
@@ -56,6 +63,14 @@ def test_masked_sequence_logprobs_by_hand():
     torch.testing.assert_close(out.token, torch.tensor([[0.0, -2.0, -3.0], [0.0, 0.0, 0.0]]))
     torch.testing.assert_close(out.sum, torch.tensor([-5.0, 0.0]))
     torch.testing.assert_close(out.mean, torch.tensor([-2.5, 0.0]))  # -5 / 2; no loss tokens -> 0 / 1
+
+
+def test_scatter_sequence_logprobs_by_hand():
+    # targets in row-major order: row 0 has two (-2, -3), row 1 none
+    out = scatter_sequence_logprobs(torch.tensor([-2.0, -3.0]), torch.tensor([[0, 1, 1], [0, 0, 0]]))
+    torch.testing.assert_close(out.token, torch.tensor([[0.0, -2.0, -3.0], [0.0, 0.0, 0.0]]))
+    torch.testing.assert_close(out.sum, torch.tensor([-5.0, 0.0]))
+    torch.testing.assert_close(out.mean, torch.tensor([-2.5, 0.0]))
 
 
 def test_sequence_logprobs_match_log_softmax_gather(model_dir):
@@ -228,9 +243,70 @@ def test_incomplete_directory_lists_missing_files(tmp_path):
     assert "tokenizer.json" in str(err.value) and "config.json is" not in str(err.value)
 
 
-def test_unknown_hub_id_offline_says_how_to_build():
-    with pytest.raises(ValueError, match="coa quickstart"):
+def test_hub_id_offline_fails_at_once_with_the_download_command():
+    start = time.perf_counter()
+    with pytest.raises(ValueError) as err:  # conftest sets HF_HUB_OFFLINE=1, huggingface_hub's offline mode
         Policy("no-such-org/no-such-model")
+    assert time.perf_counter() - start < 1  # no retries
+    assert str(err.value) == (
+        "policy.model_name_or_path='no-such-org/no-such-model' is no local directory and the Hugging Face hub cannot "
+        "be reached (offline); download it on a machine with a network "
+        "(hf download no-such-org/no-such-model --local-dir DIR) and pass DIR"
+    )
+
+
+def test_hub_id_offline_loads_from_the_hub_cache(model_dir, tmp_path, monkeypatch):
+    from huggingface_hub import constants
+
+    repo = tmp_path / "models--some-org--tiny"  # the hub cache's layout: refs/main names the snapshot
+    shutil.copytree(model_dir, repo / "snapshots" / ("0" * 40))
+    (repo / "refs").mkdir()
+    (repo / "refs" / "main").write_text("0" * 40)
+    monkeypatch.setattr(constants, "HF_HUB_CACHE", str(tmp_path))
+    cached = Policy("some-org/tiny")
+    assert cached.local_files_only
+    ids, attn = batch(cached)
+    torch.testing.assert_close(cached(ids, attn), Policy(str(model_dir))(ids, attn))
+
+
+class _Ok(BaseHTTPRequestHandler):
+    def do_HEAD(self) -> None:
+        self.send_response(200)
+        self.end_headers()
+
+    def log_message(self, *args) -> None:
+        pass
+
+
+@pytest.mark.parametrize("answers", [True, False], ids=["answers", "silent"])
+def test_hub_reachable_asks_the_endpoint_and_gives_up_after_the_timeout(monkeypatch, answers):
+    from huggingface_hub import constants
+
+    server = HTTPServer(("127.0.0.1", 0), _Ok)
+    if answers:
+        threading.Thread(target=server.handle_request, daemon=True).start()
+    # silent: the kernel accepts the connection into the listen queue, nobody ever reads or answers it
+    monkeypatch.setattr(constants, "HF_HUB_OFFLINE", False)
+    monkeypatch.setattr(constants, "ENDPOINT", f"http://127.0.0.1:{server.server_address[1]}")
+    start = time.perf_counter()
+    try:
+        assert hub_reachable(timeout_s=0.5) is answers
+    finally:
+        server.server_close()
+    assert time.perf_counter() - start < 2
+
+
+def test_hub_reachable_is_false_at_once_for_a_refused_connection(monkeypatch):
+    from huggingface_hub import constants
+
+    with socket.socket() as closed:
+        closed.bind(("127.0.0.1", 0))
+        port = closed.getsockname()[1]  # bound, never listening: connections are refused
+        monkeypatch.setattr(constants, "HF_HUB_OFFLINE", False)
+        monkeypatch.setattr(constants, "ENDPOINT", f"http://127.0.0.1:{port}")
+        start = time.perf_counter()
+        assert not hub_reachable(timeout_s=5)
+        assert time.perf_counter() - start < 1
 
 
 @pytest.mark.parametrize(
@@ -253,11 +329,24 @@ def test_quantised_loading_without_cuda_says_what_to_install(model_dir):
     assert "CUDA" in str(err.value)
 
 
-def test_target_logprobs_equal_the_full_path_at_the_targets(model_dir):
-    policy = Policy(str(model_dir))
+@pytest.mark.parametrize("lora", [None, LoraSettings(r=4)], ids=["full", "lora"])
+def test_target_logprobs_equal_the_full_path_at_the_targets(model_dir, lora):
+    policy = Policy(str(model_dir), lora=lora)
     ids, attn = batch(policy)
+    sgd_step(policy, ids, attn)  # a LoRA adapter starts as a no-op: move it, so the test sees it
     target = torch.zeros(ids.shape[0], ids.shape[1] - 1, dtype=torch.long)
     target[:, ::2] = 1
     target = target * attn[:, 1:]
     full = policy.token_logprobs(ids, attn)[target.bool()]
     assert torch.allclose(policy.target_logprobs(ids, attn, target), full, atol=1e-5)
+
+
+def test_target_logprobs_at_a_temperature_are_those_of_the_tempered_logits(small_model_dir):
+    policy = Policy(str(small_model_dir))
+    ids = torch.tensor([[5, 6, 7, 8, 9]])
+    attention = torch.ones_like(ids)
+    target = torch.tensor([[0, 1, 0, 1]])
+    logits = policy(ids, attention)[:, :-1][target.bool()]  # positions predicting tokens 7 and 9
+    expected = torch.log_softmax(logits / 0.5, -1).gather(-1, torch.tensor([[7], [9]]))[:, 0]
+    assert torch.allclose(policy.target_logprobs(ids, attention, target, temperature=0.5), expected, atol=1e-5)
+    assert not torch.allclose(policy.target_logprobs(ids, attention, target), expected, atol=1e-3)

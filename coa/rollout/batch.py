@@ -20,6 +20,8 @@ class RolloutBatch:
         loss_mask: [N, T] 1 on the tokens the policy generated (never prompt, observation or padding).
         rewards: [N] one reward per episode.
         group_size: episodes per prompt.
+        temperature: the sampling temperature of the episodes (1.0 for greedy ones): the loss scores the
+            tokens under the distribution they were drawn from.
     """
 
     input_ids: Tensor
@@ -27,11 +29,12 @@ class RolloutBatch:
     loss_mask: Tensor
     rewards: Tensor
     group_size: int
+    temperature: float = 1.0
 
     def to(self, device: torch.device | str) -> RolloutBatch:
         return RolloutBatch(
             self.input_ids.to(device), self.attention_mask.to(device), self.loss_mask.to(device),
-            self.rewards.to(device), self.group_size,
+            self.rewards.to(device), self.group_size, self.temperature,
         )
 
     def select(self, rows: slice) -> RolloutBatch:
@@ -39,11 +42,13 @@ class RolloutBatch:
         width = int(self.attention_mask[rows].sum(-1).max())
         return RolloutBatch(
             self.input_ids[rows, :width], self.attention_mask[rows, :width], self.loss_mask[rows, :width],
-            self.rewards[rows], self.group_size,
+            self.rewards[rows], self.group_size, self.temperature,
         )
 
 
-def collate_rollouts(rollouts: list[Rollout], rewards: list[float], group_size: int, pad_id: int) -> RolloutBatch:
+def collate_rollouts(
+    rollouts: list[Rollout], rewards: list[float], group_size: int, pad_id: int, temperature: float = 1.0
+) -> RolloutBatch:
     """Right-pads prompt + response of each episode; the loss mask is the policy mask on the response part."""
     if len(rollouts) != len(rewards):
         raise ValueError(f"{len(rollouts)} rollouts but {len(rewards)} rewards")
@@ -60,4 +65,4 @@ def collate_rollouts(rollouts: list[Rollout], rewards: list[float], group_size: 
         ids[row, :n] = torch.tensor(r.prompt_ids + r.response_ids)
         attention[row, :n] = 1
         loss[row, p:n] = torch.tensor(r.policy_mask, dtype=torch.long)
-    return RolloutBatch(ids, attention, loss, torch.tensor(rewards, dtype=torch.float32), group_size)
+    return RolloutBatch(ids, attention, loss, torch.tensor(rewards, dtype=torch.float32), group_size, temperature or 1.0)
