@@ -134,7 +134,6 @@ def test_a_seeded_tiny_run_raises_the_mean_reward(small_world, small_model_dir, 
     rewards = logged(root, "rollout/reward_mean")
     assert len(rewards) == 24
     first, last = sum(rewards[:4]) / 4, sum(rewards[-4:]) / 4
-    print("rewards by step:", [round(r, 3) for r in rewards])
     assert last > first + 0.1, rewards
 
 
