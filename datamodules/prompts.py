@@ -3,15 +3,10 @@
 from __future__ import annotations
 
 from dataclasses import dataclass, field
-from pathlib import Path
-
-from coa.data.autocoa_parquet import read_verl_parquet
-from coa.data.qa import QAExample, read_qa_jsonl
+from coa.data.qa import QAExample
+from coa.data.questions import read_questions
 from coa.datamodules.tokenized import TokenizedDataModule
 from coa.prompts import PromptTemplate
-
-READERS = {".jsonl": "FlashRAG QA JSONL (id, question, golden_answers)", ".parquet": "verl parquet (prompt, reward_model)"}
-
 
 @dataclass
 class PromptItem:
@@ -30,17 +25,6 @@ class PromptItem:
     golds: list[str]
     prompt_text: str
     meta: dict = field(default_factory=dict)
-
-
-def read_questions(path: str) -> list[QAExample]:
-    """Questions from a QA JSONL or a verl parquet file, chosen by the file's extension."""
-    suffix = Path(path).suffix
-    if suffix == ".jsonl":
-        return read_qa_jsonl(path)
-    if suffix == ".parquet":
-        return [q.as_qa() for q in read_verl_parquet(path)]
-    known = "; ".join(f"{k}: {v}" for k, v in READERS.items())
-    raise ValueError(f"{path}: no reader for '{suffix or '(no extension)'}' files; known: {known}")
 
 
 class PromptDataModule(TokenizedDataModule):

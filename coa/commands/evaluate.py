@@ -12,7 +12,7 @@ import torch
 from omegaconf import OmegaConf
 
 from coa.data.atomic import atomic_open, write_jsonl
-from coa.data.qa import read_qa_jsonl
+from coa.data.questions import read_questions
 from coa.rollout.engines.hf import HFEngine
 from coa.evaluation import MODES, markdown_table, predictions_as_rows, run_mode, summarize
 from coa.formats.action_format import ActionFormat, action_format
@@ -46,6 +46,8 @@ def evaluate_model(
     modes: tuple[str, ...] = MODES,
     out_dir: str | None = None,
     torch_threads: int | None = None,
+    dtype: str = "float32",
+    trust_remote_code: bool = False,
 ) -> EvalReport:
     """Evaluates a Hugging Face model directory; writes metrics.json, predictions.jsonl, table.md to `out_dir`.
 
@@ -64,9 +66,9 @@ def evaluate_model(
         search_tool = BM25Search(corpus_path, topk=topk) if tool is None else tool_from_config(tool)
     if torch_threads:
         torch.set_num_threads(torch_threads)
-    examples = read_qa_jsonl(qa_path, limit)
+    examples = read_questions(qa_path, limit)
     template = PromptTemplate(prompt)
-    policy = Policy(model_dir)
+    policy = Policy(model_dir, dtype=dtype, trust_remote_code=trust_remote_code)
     engine = HFEngine(policy.model, policy.tokenizer, batch_size=batch_size, progress=True)
     settings = RolloutSettings(max_actions=max_actions, max_turn_tokens=max_new_tokens, max_response_tokens=max_response_tokens)
     predictions = []
@@ -99,7 +101,7 @@ def yaml_value(text: str) -> str | dict:
 def main(argv: list[str]) -> None:
     parser = argparse.ArgumentParser(prog="coa eval", description=__doc__)
     parser.add_argument("--model", required=True, help="Hugging Face model directory (or hub id)")
-    parser.add_argument("--qa", required=True, help="FlashRAG QA JSONL (id, question, golden_answers)")
+    parser.add_argument("--qa", required=True, help="questions: FlashRAG QA JSONL (id, question, golden_answers) or verl parquet")
     parser.add_argument("--corpus", default=None, help="corpus JSONL (id, contents) searched with BM25")
     parser.add_argument("--tool", default=None, type=yaml_value,
                         help="another tool instead of BM25: a name, a class path, or YAML '{class_path: pkg.Tool, init_args: {...}}'")
@@ -113,11 +115,14 @@ def main(argv: list[str]) -> None:
     parser.add_argument("--modes", nargs="+", default=list(MODES), choices=list(MODES))
     parser.add_argument("--out", default=None, help="directory for metrics.json, predictions.jsonl, table.md")
     parser.add_argument("--torch_threads", type=int, default=None)
+    parser.add_argument("--dtype", default="float32", choices=["float32", "bfloat16", "float16"], help="weight dtype")
+    parser.add_argument("--trust_remote_code", action="store_true", help="allow models with custom code")
     args = parser.parse_args(argv)
     report = evaluate_model(
         model_dir=args.model, qa_path=args.qa, corpus_path=args.corpus, topk=args.topk, tool=args.tool, fmt=args.format,
         prompt=args.prompt,
         max_actions=args.max_actions, max_new_tokens=args.max_new_tokens, batch_size=args.batch_size,
         limit=args.limit, modes=tuple(args.modes), out_dir=args.out, torch_threads=args.torch_threads,
+        dtype=args.dtype, trust_remote_code=args.trust_remote_code,
     )
     print(report.markdown)

@@ -99,13 +99,20 @@ class ActionFormat:
         return separator.join(text[i:j] for i, j in zip([0, *cuts], [*cuts, len(text)]))
 
     def last_action(self, text: str) -> str | None:
-        """The argument of the last closed action in `text`, or None if the text ends without one."""
+        """The argument of the last closed action in `text`, or None if the text ends without one.
+
+        A close tag with no open action since the previous close (a stray close) is no action: the text
+        before it is an earlier action's observation, not a query.
+
+        >>> AUTOCOA.last_action("<begin_search> a </end_search> seen </end_search>") is None
+        True
+        """
         stripped = text.rstrip()
         if not stripped.endswith(self.action_close):
             return None
         body = stripped[: -len(self.action_close)]
         start = body.rfind(self.action_open)
-        if start < 0:
+        if start < 0 or self.action_close in body[start:]:
             return None
         return body[start + len(self.action_open):].strip()
 

@@ -67,6 +67,7 @@ class Binding:
     fmt: ActionFormat
     temperature: float
     top_p: float = 1.0
+    stop_token_ids: tuple[int, ...] = ()
 
 
 class Environment(ABC):
@@ -172,7 +173,7 @@ class SimulatedEnvironment(Environment):
         closer = b.tokenizer.encode(" " + b.fmt.observation_close, add_special_tokens=False)
         settings = SamplingSettings(
             max_new_tokens=self.max_observation_tokens, temperature=b.temperature, top_p=b.top_p,
-            stop_strings=(b.fmt.observation_close,), stop_token_ids=end_of_sequence_ids(b.tokenizer),
+            stop_strings=(b.fmt.observation_close,), stop_token_ids=b.stop_token_ids or end_of_sequence_ids(b.tokenizer),
         )
         generations = b.engine.generate([r.context_ids + opener for r in requests], settings, generator)
         observations = []

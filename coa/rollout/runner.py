@@ -79,7 +79,8 @@ class RolloutRunner:
         engine: generates continuations from token ids.
         environment: answers the actions; a Tool is wrapped in a RealEnvironment.
         tokenizer: encodes observations (alone: the prefix is never re-tokenised) and decodes outputs.
-        fmt: the action tags; generation stops on the action's close string, whatever tokens spell it.
+        fmt: the action tags; generation stops on the action's close string, whatever tokens spell it, and on
+            the end of sequence or of the turn (`end_of_sequence_ids`).
         settings: episode limits and sampling.
     """
 
@@ -93,8 +94,10 @@ class RolloutRunner:
     ) -> None:
         self.engine, self.tokenizer, self.fmt, self.settings = engine, tokenizer, fmt, settings
         self.environment = RealEnvironment(environment) if isinstance(environment, Tool) else environment
-        self.environment.bind(Binding(engine, tokenizer, fmt, settings.temperature, settings.top_p))
-        self.stop_token_ids = end_of_sequence_ids(tokenizer)
+        self.stop_token_ids = end_of_sequence_ids(tokenizer, engine.eos_token_ids())
+        self.environment.bind(
+            Binding(engine, tokenizer, fmt, settings.temperature, settings.top_p, self.stop_token_ids)
+        )
 
     def run(
         self, prompts: list[list[int]], golds: list[list[str]] | None = None, generator: torch.Generator | None = None

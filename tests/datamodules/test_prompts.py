@@ -4,7 +4,8 @@ import json
 
 import pytest
 
-from coa.datamodules.prompts import PromptDataModule, read_questions
+from coa.data.questions import read_questions
+from coa.datamodules.prompts import PromptDataModule
 from coa.prompts import AUTOCOA_QUESTION_MARKER
 
 

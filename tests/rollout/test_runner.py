@@ -4,6 +4,7 @@ import pytest
 
 from coa.rollout.engines.base import Generation, GenerationEngine, SamplingSettings
 from coa.rollout.engines.hf import finish
+from coa.rollout.engines.stop import end_of_sequence_ids
 from coa.formats.action_format import AUTOCOA
 from coa.models.tokenizer import train_tokenizer
 from coa.rollout.runner import BUDGET_MESSAGE, RolloutRunner, RolloutSettings
@@ -98,3 +99,29 @@ def test_running_out_of_turns_marks_truncated(tokenizer):
     engine = ScriptedEngine(tokenizer, {a[0]: ["<think> I need"]})
     (r,) = RolloutRunner(engine, RecordingTool(), tokenizer).run([a])
     assert r.truncated and r.actions == []
+
+
+def test_a_turn_ends_at_the_chat_templates_end_of_turn_token_when_it_is_not_eos():
+    # base Qwen2.5: turns end with <|im_end|> while eos is another token
+    tok = train_tokenizer(TEXTS, vocab_size=300)
+    tok.add_special_tokens({"additional_special_tokens": ["<|im_end|>"]})
+    tok.chat_template = (
+        "{% for m in messages %}{{ '<|user|>' if m['role'] == 'user' else '<|assistant|>' }}{{ m['content'] }}<|im_end|>"
+        "{% endfor %}{% if add_generation_prompt %}<|assistant|>{% endif %}"
+    )
+    im_end = tok.convert_tokens_to_ids("<|im_end|>")
+    assert im_end != tok.eos_token_id and end_of_sequence_ids(tok) == (tok.eos_token_id, im_end)
+    a = tok.encode("Ada?", add_special_tokens=False)
+    engine = ScriptedEngine(tok, {a[0]: ["</think> \\boxed{Lisbon}<|im_end|> and then more text"]})
+    (r,) = RolloutRunner(engine, RecordingTool(), tok).run([a])
+    assert r.done and not r.truncated and r.response_ids[-1] == im_end
+    assert tok.decode(r.response_ids, skip_special_tokens=True) == "</think> \\boxed{Lisbon}"
+
+
+def test_a_stray_close_tag_sends_no_old_observation_to_the_tool(tokenizer):
+    a, _ = prompts(tokenizer)
+    stray = "<begin_search> Ada </end_search>"
+    engine = ScriptedEngine(tokenizer, {a[0]: [stray, " so </end_search>", " \\boxed{x}" + tokenizer.eos_token]})
+    tool = RecordingTool()
+    (r,) = RolloutRunner(engine, tool, tokenizer).run([a])
+    assert tool.calls == [["Ada"], [""]]  # the second "action" has no argument, not the first observation

@@ -66,6 +66,10 @@ class GenerationEngine(ABC):
             generator: the source of randomness for this call (sampling only); None draws a fixed seed 0.
         """
 
+    def eos_token_ids(self) -> tuple[int, ...]:
+        """End-of-sequence ids the model itself declares (a generation_config's); () where none."""
+        return ()
+
     def sync_weights(self, policy: Policy) -> None:
         """Makes the engine generate with the policy's current weights (a no-op where it shares them)."""
 

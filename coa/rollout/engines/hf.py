@@ -32,6 +32,11 @@ class HFEngine(GenerationEngine):
         self.batch_size = batch_size
         self.progress = progress
 
+    def eos_token_ids(self) -> tuple[int, ...]:
+        config = getattr(self.model, "generation_config", None)
+        eos = getattr(config, "eos_token_id", None)
+        return tuple(eos) if isinstance(eos, (list, tuple)) else (() if eos is None else (eos,))
+
     @torch.no_grad()
     def generate(
         self, prompts: list[list[int]], settings: SamplingSettings, generator: torch.Generator | None = None

@@ -56,6 +56,26 @@ def _decode(tokenizer: PreTrainedTokenizerBase, ids: list[int]) -> str:
     return tokenizer.decode(ids, skip_special_tokens=False, clean_up_tokenization_spaces=False)
 
 
-def end_of_sequence_ids(tokenizer: PreTrainedTokenizerBase) -> tuple[int, ...]:
-    """The ids that end a generation: the tokenizer's end-of-sequence token."""
-    return () if tokenizer.eos_token_id is None else (tokenizer.eos_token_id,)
+def end_of_sequence_ids(tokenizer: PreTrainedTokenizerBase, extra: tuple[int, ...] = ()) -> tuple[int, ...]:
+    """The ids that end a generation: the tokenizer's end of sequence, its chat template's end of turn
+    (`<|im_end|>` where eos is `<|endoftext|>`, as in base Qwen2.5), and `extra` (a generation_config's eos ids)."""
+    ids = [tokenizer.eos_token_id, end_of_turn_id(tokenizer), *extra]
+    return tuple(dict.fromkeys(i for i in ids if i is not None))
+
+
+_TURN_MARKER = "\u2063coa\u2063"  # text no chat template writes by itself
+
+
+def end_of_turn_id(tokenizer: PreTrainedTokenizerBase) -> int | None:
+    """The special token the chat template writes right after an assistant message, or None."""
+    if not getattr(tokenizer, "chat_template", None):
+        return None
+    messages = [{"role": "user", "content": "x"}, {"role": "assistant", "content": _TURN_MARKER}]
+    try:
+        text = tokenizer.apply_chat_template(messages, tokenize=False)
+    except Exception:  # templates may refuse this exchange (roles, system prompts): then no end-of-turn token
+        return None
+    _, marker, tail = text.partition(_TURN_MARKER)
+    ids = tokenizer.encode(tail.lstrip(), add_special_tokens=False) if marker else []
+    special = set(tokenizer.all_special_ids) | {i for i, t in tokenizer.added_tokens_decoder.items() if t.special}
+    return ids[0] if ids and ids[0] in special else None
