@@ -6,6 +6,7 @@ from dataclasses import dataclass, field
 from coa.data.qa import QAExample
 from coa.data.questions import read_questions
 from coa.datamodules.tokenized import TokenizedDataModule
+from coa.models.agent_card import resolve_prompt
 from coa.prompts import PromptTemplate
 
 @dataclass
@@ -36,7 +37,8 @@ class PromptDataModule(TokenizedDataModule):
         tokenizer_path: directory or hub id of the tokenizer (usually the policy's).
         batch_size: questions per step (each rolled out `group_size` times by the callback).
         max_length: prompts longer than this many tokens are left out (with a warning).
-        prompt: instruction template ("autocoa", "short", or a text with `{question}`).
+        prompt: instruction template ("autocoa", "short", or a text with `{question}`); None takes the
+            model's own (`coa_agent.json` beside the tokenizer), else "autocoa".
         seed: seeds the shuffle.
     """
 
@@ -47,14 +49,14 @@ class PromptDataModule(TokenizedDataModule):
         tokenizer_path: str = "",
         batch_size: int = 8,
         max_length: int = 1024,
-        prompt: str = "short",
+        prompt: str | None = None,
         seed: int = 0,
     ) -> None:
         super().__init__()
         if batch_size < 1:
             raise ValueError(f"data.batch_size={batch_size} must be >= 1")
         self.save_hyperparameters()
-        self.template = PromptTemplate(prompt)
+        self.template = PromptTemplate(resolve_prompt(prompt, tokenizer_path, "data.prompt"))
 
     def read(self, path: str):
         for q in read_questions(path):

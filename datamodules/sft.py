@@ -6,6 +6,7 @@ from coa.data.batch import collate_examples
 from coa.data.messages import Trajectory, read_messages
 from coa.datamodules.tokenized import TokenizedDataModule
 from coa.masking import TokenizedExample, tokenize_chat
+from coa.models.agent_card import resolve_prompt
 from coa.prompts import PromptTemplate
 
 
@@ -18,7 +19,8 @@ class SFTDataModule(TokenizedDataModule):
         tokenizer_path: directory or hub id of the tokenizer (usually the policy's).
         batch_size: examples per batch.
         max_length: examples longer than this many tokens are left out (with a warning).
-        prompt: instruction template ("autocoa", "short", or a text with `{question}`).
+        prompt: instruction template ("autocoa", "short", or a text with `{question}`); None takes the
+            model's own (`coa_agent.json` beside the tokenizer), else "autocoa".
         mask_observations: True for stage 2 (observations get no loss), False for stage 3.
         seed: seeds the shuffle.
     """
@@ -30,7 +32,7 @@ class SFTDataModule(TokenizedDataModule):
         tokenizer_path: str = "",
         batch_size: int = 8,
         max_length: int = 1024,
-        prompt: str = "autocoa",
+        prompt: str | None = None,
         mask_observations: bool = True,
         seed: int = 0,
     ) -> None:
@@ -38,7 +40,7 @@ class SFTDataModule(TokenizedDataModule):
         if batch_size < 1:
             raise ValueError(f"data.batch_size={batch_size} must be >= 1")
         self.save_hyperparameters()
-        self.template = PromptTemplate(prompt)
+        self.template = PromptTemplate(resolve_prompt(prompt, tokenizer_path, "data.prompt"))
 
     def read(self, path: str):
         for trajectory in read_messages(path):

@@ -10,6 +10,7 @@ from typing import Any
 import lightning as L
 import torch
 
+from coa.models.agent_card import AgentCard, card_for, read_card, write_card
 from coa.policy import Policy
 from coa.schedules import warmup_cosine
 
@@ -46,7 +47,16 @@ class PolicyStage(L.LightningModule):
 
     def on_train_end(self) -> None:
         if self.hparams.export_dir and self.trainer.is_global_zero:
-            export_policy(self.policy, Path(self.hparams.export_dir))
+            export_policy(self.policy, Path(self.hparams.export_dir), self.agent_card())
+
+    def agent_card(self) -> AgentCard:
+        """How the exported model acts: the datamodule's prompt (else the starting model's), the starting model's tags."""
+        start = read_card(self.policy.model_name_or_path)
+        template = getattr(getattr(self.trainer, "datamodule", None), "template", None)
+        prompt = template.instruction if template is not None else None
+        if prompt is None:
+            prompt = start.prompt if start else "autocoa"
+        return card_for(prompt, start.tags()) if start else card_for(prompt)
 
 
 def trainable_names(module: torch.nn.Module) -> list[str]:
@@ -81,11 +91,14 @@ def adamw_warmup_cosine(policy: Policy, lr: float, weight_decay: float, warmup_s
     return {"optimizer": optimizer, "lr_scheduler": {"scheduler": schedule, "interval": "step"}}
 
 
-def export_policy(policy: Policy, out: Path) -> None:
-    """Writes the policy beside `out` and renames it into place, so a crash never leaves half a model."""
+def export_policy(policy: Policy, out: Path, card: AgentCard | None = None) -> None:
+    """Writes the policy (and how it acts: `coa_agent.json`) beside `out` and renames it into place, so a crash
+    never leaves half a model."""
     tmp = out.with_name(f".{out.name}.tmp")
     shutil.rmtree(tmp, ignore_errors=True)
     policy.save_pretrained(tmp)
+    if card is not None:
+        write_card(tmp, card)
     if out.exists():
         shutil.rmtree(out)
     os.replace(tmp, out)

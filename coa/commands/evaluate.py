@@ -16,6 +16,7 @@ from coa.data.questions import read_questions
 from coa.rollout.engines.hf import HFEngine
 from coa.evaluation import MODES, markdown_table, predictions_as_rows, run_mode, summarize
 from coa.formats.action_format import ActionFormat, action_format
+from coa.models.agent_card import read_card, resolve_prompt
 from coa.policy import Policy
 from coa.prompts import PromptTemplate
 from coa.rollout.runner import RolloutRunner, RolloutSettings, UnavailableTool
@@ -36,8 +37,8 @@ def evaluate_model(
     corpus_path: str | None = None,
     topk: int = 3,
     tool: str | dict | Tool | None = None,
-    fmt: str | dict | ActionFormat = "autocoa",
-    prompt: str = "autocoa",
+    fmt: str | dict | ActionFormat | None = None,
+    prompt: str | None = None,
     max_actions: int = 5,
     max_new_tokens: int = 128,
     max_response_tokens: int = 1024,
@@ -52,11 +53,14 @@ def evaluate_model(
     """Evaluates a Hugging Face model directory; writes metrics.json, predictions.jsonl, table.md to `out_dir`.
 
     The tool is BM25 over `corpus_path` unless `tool` names another (a registered name, a class path,
-    or {"class_path": ..., "init_args": {...}}); closed-book replaces it with a refusal.
+    or {"class_path": ..., "init_args": {...}}); closed-book replaces it with a refusal. The prompt and the
+    tags default to the model's own (`coa_agent.json`, written when coa trained it), else AutoCoA's.
     """
     if tool is None and corpus_path is None:
         raise ValueError("eval: give a corpus (BM25 search over it) or a tool spec")
-    tags = action_format(fmt)
+    prompt = resolve_prompt(prompt, model_dir, "coa eval")
+    card = read_card(model_dir)
+    tags = action_format(fmt) if fmt is not None else (card.tags() if card else action_format("autocoa"))
     unknown = sorted(set(modes) - set(MODES))
     if unknown:
         raise ValueError(f"eval: unknown modes {unknown}; choose from {list(MODES)}")
@@ -80,14 +84,15 @@ def evaluate_model(
     summary = summarize(predictions)
     report = EvalReport(metrics=summary, markdown=markdown_table(summary))
     if out_dir:
-        write_report(Path(out_dir), report, predictions, model_dir, qa_path)
+        write_report(Path(out_dir), report, predictions, {"model": model_dir, "qa": qa_path, "prompt": prompt})
     return report
 
 
-def write_report(out: Path, report: EvalReport, predictions, model_dir: str, qa_path: str) -> None:
+def write_report(out: Path, report: EvalReport, predictions, run: dict) -> None:
+    """metrics.json (the run's model, questions and prompt, then the metrics), predictions.jsonl, table.md."""
     out.mkdir(parents=True, exist_ok=True)
     with atomic_open(out / "metrics.json") as f:
-        json.dump({"model": model_dir, "qa": qa_path, "metrics": report.metrics}, f, indent=2)
+        json.dump({**run, "metrics": report.metrics}, f, indent=2)
     write_jsonl(out / "predictions.jsonl", predictions_as_rows(predictions))
     with atomic_open(out / "table.md") as f:
         f.write(report.markdown + "\n")
@@ -105,9 +110,11 @@ def main(argv: list[str]) -> None:
     parser.add_argument("--corpus", default=None, help="corpus JSONL (id, contents) searched with BM25")
     parser.add_argument("--tool", default=None, type=yaml_value,
                         help="another tool instead of BM25: a name, a class path, or YAML '{class_path: pkg.Tool, init_args: {...}}'")
-    parser.add_argument("--format", default="autocoa", type=yaml_value, help="action tags: autocoa, search_r1, or a YAML mapping of tags")
+    parser.add_argument("--format", default=None, type=yaml_value,
+                        help="action tags: autocoa, search_r1, or a YAML mapping of tags (default: the model's coa_agent.json, else autocoa)")
     parser.add_argument("--topk", type=int, default=3)
-    parser.add_argument("--prompt", default="autocoa", help="autocoa, short, or a text with {question}")
+    parser.add_argument("--prompt", default=None,
+                        help="autocoa, short, or a text with {question} (default: the model's coa_agent.json, else autocoa)")
     parser.add_argument("--max_actions", type=int, default=5)
     parser.add_argument("--max_new_tokens", type=int, default=128, help="per generation turn")
     parser.add_argument("--batch_size", type=int, default=64)

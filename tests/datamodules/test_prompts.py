@@ -10,7 +10,7 @@ from coa.prompts import AUTOCOA_QUESTION_MARKER
 
 
 def test_world_qa_jsonl_becomes_prompt_batches(small_world, small_model_dir):
-    dm = PromptDataModule(str(small_world / "qa" / "train.jsonl"), tokenizer_path=str(small_model_dir), batch_size=4)
+    dm = PromptDataModule(str(small_world / "qa" / "train.jsonl"), tokenizer_path=str(small_model_dir), batch_size=4, prompt="short")
     dm.setup()
     batch = next(iter(dm.train_dataloader()))
     assert len(batch) == 4 and all(item.golds for item in batch)

@@ -100,3 +100,18 @@ def test_lora_switches_on_and_off_by_config(small_world, small_model_dir, tmp_pa
     share = sum(p.numel() for p in params if p.requires_grad) / sum(p.numel() for p in params)
     assert share == pytest.approx(1.0) if trainable_share == 1.0 else share < trainable_share
     assert (tmp_path / "l" / "model" / "config.json").exists()
+
+
+def test_the_exported_model_says_its_prompt_and_eval_uses_it_unasked(small_world, small_model_dir, tmp_path):
+    import json
+
+    from coa.cli import main
+
+    run_lightning_cli(fit_args(small_world, small_model_dir, tmp_path / "s", 2))  # configs/sft2.yaml: prompt short
+    card = json.loads((tmp_path / "s" / "model" / "coa_agent.json").read_text())
+    assert card["prompt"] == "short" and card["stop_strings"] == ["</end_search>"]
+    out = tmp_path / "eval"
+    main(["eval", "--model", str(tmp_path / "s" / "model"), "--qa", str(small_world / "qa" / "test.jsonl"),
+          "--corpus", str(small_world / "corpus.jsonl"), "--limit", "2", "--max_new_tokens", "4", "--modes", "search",
+          "--out", str(out)])
+    assert json.loads((out / "metrics.json").read_text())["prompt"] == "short"
