@@ -64,7 +64,9 @@ def test_hub_id_without_a_network_fails_fast_with_one_line(tmp_path):
         "and pass DIR"
     )
     assert "Traceback" not in proc.stderr and "Union subtypes" not in proc.stderr and "Retrying" not in proc.stderr
-    assert seconds < 15  # before: ~55 s of retries (5 per file, 1+2+4+8+8 s apart), then a 170-line union dump
+    # a loose bound, only to catch the retries (before: ~55 s, 5 per file, 1+2+4+8+8 s apart, then a 170-line union
+    # dump); the time itself is measured, not asserted: ~9 s here, mostly start-up, 16.5 s on a loaded CI machine
+    assert seconds < 40
 
 
 def test_a_constructor_error_under_fit_is_one_line_naming_the_field(tmp_path, small_world, small_model_dir):
