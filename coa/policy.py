@@ -11,6 +11,8 @@ from typing import Any
 import torch
 from torch import Tensor
 
+from coa.models.loading import load_tokenizer
+
 DTYPES = {"float32": torch.float32, "bfloat16": torch.bfloat16, "float16": torch.float16}
 WEIGHT_FILES = (
     "model.safetensors", "model.safetensors.index.json", "pytorch_model.bin", "pytorch_model.bin.index.json",
@@ -161,8 +163,6 @@ class Policy(torch.nn.Module):
 
         _check_model_dir(self.model_name_or_path)
         self.local_files_only = not Path(self.model_name_or_path).exists() and _hub_cache_only(self.model_name_or_path)
-        from transformers import AutoTokenizer
-
         model = self._load_model(quantize=True)
         if load_in_bits is not None:  # freezes the base, upcasts norms, enables checkpointing if asked
             from peft import prepare_model_for_kbit_training
@@ -177,12 +177,7 @@ class Policy(torch.nn.Module):
 
             model = get_peft_model(model, lora.to_peft())
         self.model = model
-        self.tokenizer = AutoTokenizer.from_pretrained(
-            self.model_name_or_path, trust_remote_code=trust_remote_code, local_files_only=self.local_files_only
-        )
-        self.tokenizer.padding_side = "left"  # generation appends on the right
-        if self.tokenizer.pad_token is None:
-            self.tokenizer.pad_token = self.tokenizer.eos_token
+        self.tokenizer = load_tokenizer(self.model_name_or_path, trust_remote_code, self.local_files_only)
 
     @property
     def torch_dtype(self) -> torch.dtype:

@@ -10,9 +10,9 @@ from typing import Any
 
 import lightning as L
 from torch.utils.data import DataLoader
-from transformers import AutoTokenizer
 
 from coa.data.sampler import ResumableSampler
+from coa.models.loading import load_tokenizer
 
 
 class TokenizedDataModule(L.LightningDataModule):
@@ -26,7 +26,7 @@ class TokenizedDataModule(L.LightningDataModule):
 
     @functools.cached_property
     def tokenizer(self):
-        return AutoTokenizer.from_pretrained(self.hparams.tokenizer_path)
+        return load_tokenizer(self.hparams.tokenizer_path)
 
     @abstractmethod
     def read(self, path: str) -> Iterable[tuple[str, Any]]:

@@ -122,7 +122,10 @@ class RolloutRunner:
         return rollouts
 
     def text(self, rollout: Rollout) -> str:
-        return self.tokenizer.decode(rollout.response_ids, skip_special_tokens=True)
+        """The response as text without its end-of-sequence/turn token; special tokens are kept, since tags
+        added as special tokens (the usual HF recipe) would otherwise vanish."""
+        ids = [t for t in rollout.response_ids if t not in self.stop_token_ids]
+        return self.tokenizer.decode(ids, skip_special_tokens=False)
 
     def _generate_turn(self, active: list[Rollout], generator: torch.Generator | None) -> list[tuple[Rollout, str]]:
         """Generates one turn for every active episode; returns those that stopped on an action, with its argument."""

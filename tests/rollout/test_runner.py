@@ -125,3 +125,14 @@ def test_a_stray_close_tag_sends_no_old_observation_to_the_tool(tokenizer):
     tool = RecordingTool()
     (r,) = RolloutRunner(engine, tool, tokenizer).run([a])
     assert tool.calls == [["Ada"], [""]]  # the second "action" has no argument, not the first observation
+
+
+def test_tags_added_as_special_tokens_stay_in_the_text():
+    tok = train_tokenizer(TEXTS, vocab_size=300, tags_as_tokens=False)
+    tok.add_special_tokens({"additional_special_tokens": ["<begin_search>", "</end_search>"]})
+    a = tok.encode("Ada?", add_special_tokens=False)
+    engine = ScriptedEngine(tok, {a[0]: ["<think> <begin_search> Ada </end_search>", " </think> \\boxed{Lisbon}" + tok.eos_token]})
+    runner = RolloutRunner(engine, RecordingTool(), tok)
+    (r,) = runner.run([a])
+    assert r.actions == ["Ada"] and runner.text(r).startswith("<think> <begin_search> Ada </end_search>")
+    assert runner.text(r).endswith("\\boxed{Lisbon}")
