@@ -107,15 +107,11 @@ class RolloutCallback(L.Callback):
         texts = [self.runner.text(r) for r in rollouts]
         rewards = self.reward(texts, [i.golds for i in items], [i.prompt_text for i in items])
         pl_module.rollouts = collate_rollouts(
-            rollouts, rewards, self.group_size, self._pad_id(pl_module), self.settings.temperature
+            rollouts, rewards, self.group_size, pl_module.policy.tokenizer.pad_token_id, self.settings.temperature
         )
         self._log(pl_module, rollouts, texts, items, rewards, generation_s)
         if self.samples_every_n_steps and trainer.global_step % self.samples_every_n_steps == 0:
             self._log_samples(trainer, items, texts, rewards)
-
-    def _pad_id(self, pl_module: L.LightningModule) -> int:
-        tokenizer = pl_module.policy.tokenizer
-        return tokenizer.pad_token_id if tokenizer.pad_token_id is not None else tokenizer.eos_token_id
 
     def _log(self, pl_module, rollouts: list[Rollout], texts: list[str], items: list, rewards: list[float], seconds: float) -> None:
         n = len(rollouts)

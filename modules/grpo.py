@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import time
+from collections.abc import Iterator
 
 import torch
 from torch import Tensor
@@ -91,16 +92,7 @@ class GRPOModule(PolicyStage):
         optimizer, schedule = self.optimizers(), self.lr_schedulers()
         optimizer.zero_grad()
         totals: dict[str, Tensor] = {}
-        offset = 0  # position of the micro-batch's first token in the flat token tensors
-        size = self.hparams.micro_batch_size or rollouts.input_ids.shape[0]
-        for start in range(0, rollouts.input_ids.shape[0], size):
-            mb = rollouts.select(slice(start, start + size))
-            targets = mb.loss_mask[:, 1:] * mb.attention_mask[:, 1:]
-            n = int(targets.sum())
-            if n == 0:
-                continue
-            tokens = slice(offset, offset + n)
-            offset += n
+        for start, mb, targets, tokens in self._micro_batches(rollouts):
             logp, entropy = self.policy.target_logprobs_and_entropy(
                 mb.input_ids, mb.attention_mask, targets, rollouts.temperature
             )
@@ -130,14 +122,24 @@ class GRPOModule(PolicyStage):
 
     def _flat(self, rollouts: RolloutBatch, logprobs_of) -> Tensor:
         """[M] log-probs of every loss token of the batch, computed micro-batch by micro-batch."""
+        parts = [
+            logprobs_of(mb.input_ids, mb.attention_mask, targets, rollouts.temperature)
+            for _, mb, targets, _ in self._micro_batches(rollouts)
+        ]
+        return torch.cat(parts) if parts else torch.zeros(0, device=self.device)
+
+    def _micro_batches(self, rollouts: RolloutBatch) -> Iterator[tuple[int, RolloutBatch, Tensor, slice]]:
+        """(first row, micro-batch, its [b, t-1] target mask, its tokens' slice of the flat [M] tensors) for each
+        micro-batch that has loss tokens."""
         size = self.hparams.micro_batch_size or rollouts.input_ids.shape[0]
-        parts = []
+        offset = 0
         for start in range(0, rollouts.input_ids.shape[0], size):
             mb = rollouts.select(slice(start, start + size))
             targets = mb.loss_mask[:, 1:] * mb.attention_mask[:, 1:]
-            if targets.sum():
-                parts.append(logprobs_of(mb.input_ids, mb.attention_mask, targets, rollouts.temperature))
-        return torch.cat(parts) if parts else torch.zeros(0, device=self.device)
+            n = int(targets.sum())
+            if n:
+                yield start, mb, targets, slice(offset, offset + n)
+                offset += n
 
     def _log_step(self, stats: dict[str, Tensor], advantages: Tensor, train_tokens_per_s: Tensor) -> None:
         self.log("train/loss", stats.get("loss", torch.tensor(0.0)), prog_bar=True)

@@ -180,3 +180,12 @@ def test_rl1_makes_no_real_tool_call_and_logs_simulation_fidelity(small_world, s
     assert sum(logged(root, "rollout/real_calls")) == 0
     assert sum(logged(root, "env/fidelity_probes")) > 0
     assert all(0.0 <= f <= 1.0 for f in logged(root, "env/sim_fidelity"))
+
+
+def test_micro_batches_give_the_same_step_as_the_whole_batch(small_model_dir):
+    losses = []
+    for size in (None, 1):
+        module = GRPOModule(Policy(str(small_model_dir)), lr=0.0, kl_coef=0.1, max_grad_norm=None, micro_batch_size=size)
+        module._trainer = type("T", (), {"max_steps": 1})()
+        losses.append(run_one_step(module, fixed_batch(module.policy.tokenizer.pad_token_id)))
+    assert losses[1] == pytest.approx(losses[0], abs=1e-6)
