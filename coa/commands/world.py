@@ -16,9 +16,11 @@ def parser() -> argparse.ArgumentParser:
     b.add_argument("--out", required=True, help="output directory")
     defaults = WorldConfig()
     b.add_argument("--seed", type=int, default=defaults.seed)
-    for name in ("persons", "cities", "countries", "companies", "books", "train", "dev", "test", "topk"):
+    for name in ("persons", "cities", "countries", "companies", "books", "train", "dev", "test", "rl", "topk"):
         b.add_argument(f"--{name}", type=int, default=getattr(defaults, name))
     b.add_argument("--unseen_fraction", type=float, default=defaults.unseen_fraction)
+    b.add_argument("--rl_fraction", type=float, default=defaults.rl_fraction,
+                   help="share of the other entities kept as subjects of the RL split only (--rl questions)")
     b.add_argument("--prompt", default=defaults.prompt, help="instruction written into the files: autocoa | short")
     b.add_argument("--pairs_per_question", type=int, default=defaults.pairs_per_question,
                    help="CoT+A decision points (pairs/*.json, SFT stage 1) per question; 0 writes none")

@@ -21,8 +21,9 @@ from coa.world.oracle import Oracle
 from coa.world.pairs import PairWriter
 from coa.world.questions import Question, draw_question
 
-SPLIT_SEEDS = {"train": 1, "dev": 2, "test": 3}
+SPLIT_SEEDS = {"train": 1, "dev": 2, "test": 3, "rl": 4}
 PAIR_SEED_OFFSET = 10  # pairs draw from their own rng, so adding them left every other file unchanged
+RL_SUBJECT_SEED_OFFSET = 20
 
 
 def kind_counts(total: int, mix: dict[str, float]) -> dict[str, int]:
@@ -43,6 +44,23 @@ def split_subjects(world: World, unseen_fraction: float, rng: random.Random) -> 
         unseen += shuffled[:cut]
         seen += shuffled[cut:]
     return sorted(seen), sorted(unseen)
+
+
+def carve_subjects(world: World, subjects: list[str], fraction: float, seed: int) -> tuple[list[str], list[str]]:
+    """Splits `subjects` into (kept, carved), `fraction` of each type carved, from an rng of its own: with
+    fraction 0 nothing else in the world changes."""
+    if fraction == 0.0:
+        return subjects, []
+    rng = random.Random(seed)
+    pool = set(subjects)
+    kept, carved = [], []
+    for ids in world.by_type.values():
+        mine = sorted(i for i in ids if i in pool)
+        shuffled = rng.sample(mine, len(mine))
+        cut = int(len(mine) * fraction)
+        carved += shuffled[:cut]
+        kept += shuffled[cut:]
+    return sorted(kept), sorted(carved)
 
 
 def draw_split(world, oracle, counts, subjects, taken, rng, desc) -> list[tuple[Question, str]]:
@@ -96,7 +114,8 @@ def verl_table(rows: list[dict], split: str, prompt: PromptTemplate) -> pa.Table
 
 
 def build_world(out_dir: str | Path, config: WorldConfig = WorldConfig()) -> dict[str, int]:
-    """Writes corpus.jsonl, qa/{split}.jsonl|.parquet, sft/{split}.jsonl and pairs/{split}.json under `out_dir`.
+    """Writes corpus.jsonl, qa/{split}.jsonl|.parquet, sft/{split}.jsonl and pairs/{split}.json under `out_dir`,
+    and qa/rl.jsonl|.parquet when `config.rl` > 0.
 
     Returns the number of passages, questions per split and pairs per split (`pairs_{split}`).
     """
@@ -107,6 +126,7 @@ def build_world(out_dir: str | Path, config: WorldConfig = WorldConfig()) -> dic
     write_jsonl(out / "corpus.jsonl", corpus)
     oracle = Oracle(BM25Search(str(out / "corpus.jsonl"), topk=config.topk))
     seen, unseen = split_subjects(world, config.unseen_fraction, rng)
+    seen, rl_subjects = carve_subjects(world, seen, config.rl_fraction, config.seed * 1000 + RL_SUBJECT_SEED_OFFSET)
     prompt = PromptTemplate(config.prompt)
     uniform = {k: 1.0 for k in DEFAULT_MIX}
     pair_writer = PairWriter(world, config.pair_guess_answer_share)
@@ -141,5 +161,19 @@ def build_world(out_dir: str | Path, config: WorldConfig = WorldConfig()) -> dic
             ]
             write_cota_pairs(out / "pairs" / f"{split}.json", contrastive)
             counts[f"pairs_{split}"] = len(contrastive)
+    if config.rl > 0:
+        counts["rl"] = write_rl_split(out, world, oracle, config, rl_subjects, taken, prompt)
     write_jsonl(out / "world_config.jsonl", [asdict(config)])
     return counts
+
+
+def write_rl_split(out: Path, world: World, oracle: Oracle, config: WorldConfig, subjects: list[str],
+                   taken: set[str], prompt: PromptTemplate) -> int:
+    """qa/rl.jsonl|.parquet: RL prompts (question + golds only) about subjects no other split asks about."""
+    rng = random.Random(config.seed * 1000 + SPLIT_SEEDS["rl"])
+    drawn = draw_split(world, oracle, kind_counts(config.rl, config.mix), subjects, taken, rng, "rl")
+    rows = [qa_row(i, "rl", q, q.kind != "no_search") for i, (q, _) in enumerate(drawn)]
+    write_jsonl(out / "qa" / "rl.jsonl", rows)
+    with atomic_open(out / "qa" / "rl.parquet", "wb") as f:
+        pq.write_table(verl_table(rows, "rl", prompt), f)
+    return len(rows)

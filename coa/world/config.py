@@ -13,6 +13,11 @@ class WorldConfig:
         seed: seeds every random draw.
         persons, cities, countries, companies, books: entity counts per type.
         train, dev, test: questions per split.
+        rl: questions of the RL split (qa/rl.jsonl|.parquet; 0 writes none), mixed like train, about the
+            `rl_fraction` of entities that no SFT training question and no held-out question is about:
+            RL prompts then exercise reading names the policy never learned (AutoCoA's RL set is likewise
+            its own questions).
+        rl_fraction: share of the non-held-out entities kept for the RL split's subjects (0: none).
         mix: share of each question kind (normalised); kinds: single, chain2, chain3, chain4,
             comparison, no_search.
         unseen_fraction: share of entities never the subject of a training question; test questions
@@ -34,6 +39,8 @@ class WorldConfig:
     train: int = 4000
     dev: int = 200
     test: int = 300
+    rl: int = 0
+    rl_fraction: float = 0.0
     mix: dict[str, float] = field(default_factory=lambda: dict(DEFAULT_MIX))
     unseen_fraction: float = 0.15
     topk: int = 3
@@ -47,6 +54,10 @@ class WorldConfig:
             raise ValueError(f"world config: mix has unknown kinds {unknown}; known: {sorted(DEFAULT_MIX)}")
         if not 0.0 <= self.unseen_fraction < 1.0:
             raise ValueError(f"world config: unseen_fraction={self.unseen_fraction} must be in [0, 1)")
+        if not 0.0 <= self.rl_fraction < 1.0:
+            raise ValueError(f"world config: rl_fraction={self.rl_fraction} must be in [0, 1)")
+        if self.rl > 0 and self.rl_fraction == 0.0:
+            raise ValueError(f"world config: rl={self.rl} questions need rl_fraction > 0 (the RL split's own subjects)")
         if self.pairs_per_question < 0:
             raise ValueError(f"world config: pairs_per_question={self.pairs_per_question} must be >= 0 (0: no pairs)")
         if not 0.0 <= self.pair_guess_answer_share <= 1.0:

@@ -92,7 +92,8 @@ def test_parquet_ground_truth_is_one_string_as_the_release_stores_it():
 
 @pytest.mark.parametrize(
     "kwargs, message",
-    [({"mix": {"chain9": 1.0}}, "mix has unknown kinds"), ({"unseen_fraction": 1.5}, "unseen_fraction"), ({"books": 1}, "books=1")],
+    [({"mix": {"chain9": 1.0}}, "mix has unknown kinds"), ({"unseen_fraction": 1.5}, "unseen_fraction"), ({"books": 1}, "books=1"),
+     ({"rl": 10}, "need rl_fraction"), ({"rl_fraction": 1.0}, "rl_fraction")],
 )
 def test_bad_world_config_names_the_field(kwargs, message):
     with pytest.raises(ValueError, match=message):
@@ -110,3 +111,36 @@ def test_a_failed_build_leaves_no_half_written_file(tmp_path, monkeypatch):
         build_world(tmp_path / "w", WorldConfig(**SMALL))
     leftovers = [p.name for p in (tmp_path / "w").rglob("*") if p.is_file() and p.name.endswith(".tmp")]
     assert leftovers == [] and not (tmp_path / "w" / "qa" / "train.parquet").exists()
+
+
+def subject_names(rows: list[dict]) -> set[str]:
+    """The names a question is about: the chain's subject, or both sides of a comparison."""
+    names = set()
+    for r in rows:
+        chain = re.match(r"What is (.+?)'s ", r["question"])
+        if chain:
+            names.add(chain.group(1))
+        pair = re.match(r".+ earlier, (.+) or (.+)\?$", r["question"])
+        if pair:
+            names.update(pair.groups())
+    return names
+
+
+def test_rl_split_asks_about_entities_no_other_split_is_about(tmp_path):
+    config = dict(SMALL, train=150, dev=20, test=40, rl=60, rl_fraction=0.3, unseen_fraction=0.2)
+    build_world(tmp_path, WorldConfig(**config))
+    rl = rows(tmp_path / "qa" / "rl.jsonl")
+    assert len(rl) == 60 and {r["id"] for r in rl} == {f"rl-{i}" for i in range(60)}
+    assert read_verl_parquet(tmp_path / "qa" / "rl.parquet")[0].golds == rl[0]["golden_answers"]
+    rl_names = subject_names(rl)
+    assert len(rl_names) > 10
+    for split in ("train", "dev", "test"):
+        assert not rl_names & subject_names(rows(tmp_path / "qa" / f"{split}.jsonl")), split
+    assert not {r["question"] for r in rl} & {r["question"] for r in rows(tmp_path / "qa" / "train.jsonl")}
+
+
+def test_a_world_without_rl_split_is_unchanged_by_the_rl_settings(tmp_path):
+    build_world(tmp_path / "plain", WorldConfig(**SMALL))
+    build_world(tmp_path / "zero", WorldConfig(**SMALL, rl=0, rl_fraction=0.0))
+    assert files(tmp_path / "plain") == files(tmp_path / "zero")
+    assert not (tmp_path / "plain" / "qa" / "rl.jsonl").exists()
