@@ -13,7 +13,9 @@ A tiny random Llama is overfitted on a few multi-search trajectories of a small 
 
 The rollout's time is split by timing the model instance's `generate` and `forward` and the tool's
 `call`: "prefill" is the first forward of each generate call (turn 1 reads the prompt, as plain
-does; later turns re-read prompt + response so far: HFEngine keeps no KV cache across turns),
+does; later turns read only what was appended since, the observation: inside the runner's session
+HFEngine keeps each micro-batch's KV cache, `coa/rollout/engines/prefix_cache.py`; the column
+"re-prefill" is those later first forwards),
 "decode" the rest of generate, "stop watch" the StopStringWatch checks inside it, "tool" BM25,
 "runner" what is left (cutting at stop strings, encoding observations, bookkeeping). The overhead
 is given from the medians and from the fastest run of each side (the least disturbed by other jobs).

@@ -110,12 +110,13 @@ class RolloutRunner:
             generator: the randomness of sampling and of the environment; advanced by each call.
         """
         rollouts = [Rollout(prompt_ids=list(p), golds=tuple(golds[i]) if golds else ()) for i, p in enumerate(prompts)]
-        for _ in range(self.settings.max_actions + 2):
-            active = [r for r in rollouts if not r.done]
-            if not active:
-                break
-            waiting = self._generate_turn(active, generator)
-            self._observe(waiting, generator)
+        with self.engine.session():
+            for _ in range(self.settings.max_actions + 2):
+                active = [r for r in rollouts if not r.done]
+                if not active:
+                    break
+                waiting = self._generate_turn(active, generator)
+                self._observe(waiting, generator)
         for r in rollouts:
             if not r.done:
                 r.done, r.truncated = True, True

@@ -3,6 +3,8 @@
 from __future__ import annotations
 
 from abc import ABC, abstractmethod
+from collections.abc import Iterator
+from contextlib import contextmanager
 from dataclasses import dataclass
 from typing import TYPE_CHECKING, Literal
 
@@ -69,6 +71,12 @@ class GenerationEngine(ABC):
     def eos_token_ids(self) -> tuple[int, ...]:
         """End-of-sequence ids the model itself declares (a generation_config's); () where none."""
         return ()
+
+    @contextmanager
+    def session(self) -> Iterator[None]:
+        """The calls made inside belong together (the turns of a batch of episodes, with unchanged weights): an
+        engine may keep state between them, such as KV caches. Nothing here."""
+        yield
 
     def sync_weights(self, policy: Policy) -> None:
         """Makes the engine generate with the policy's current weights (a no-op where it shares them)."""

@@ -2,69 +2,106 @@
 
 from __future__ import annotations
 
+from collections.abc import Iterator
 from contextlib import contextmanager
+from dataclasses import dataclass, fields
 from functools import lru_cache
 
 import torch
+from torch import Tensor
 from tqdm import tqdm
 from transformers import PreTrainedTokenizerBase, StoppingCriteria, StoppingCriteriaList
+from transformers.generation.utils import GenerateDecoderOnlyOutput
 
 from coa.rollout.engines.base import Generation, GenerationEngine, SamplingSettings, draw_seed
+from coa.rollout.engines.prefix_cache import CachedBatch, Continuation, PrefixCache, holes_after
 from coa.rollout.engines.stop import cut_ids_at_text, first_stop
+
+# transformers renamed generate's cache argument from `past_key_values` to `cache` within 5.x
+CACHE_KWARG = "cache" if "cache" in {f.name for f in fields(GenerateDecoderOnlyOutput)} else "past_key_values"
 
 
 class HFEngine(GenerationEngine):
     """Generates with a transformers model in micro-batches.
+
+    Inside `session()` (a RolloutRunner's episodes) each micro-batch's KV cache is kept, and a prompt that
+    extends a cached row (the next turn of an episode) reads only its new tokens (`prefix_cache.py`).
 
     Args:
         model: a causal LM (the policy's model, possibly with a LoRA adapter).
         tokenizer: decodes continuations (stop strings are found in text, whatever tokens spell them).
         batch_size: prompts per `generate` call.
         progress: show a progress bar over micro-batches.
+        session_cache_bytes: KV cache a session may keep (oldest micro-batches are dropped past it; 0 keeps none).
     """
 
     def __init__(
-        self, model: torch.nn.Module, tokenizer: PreTrainedTokenizerBase, batch_size: int = 32, progress: bool = False
+        self, model: torch.nn.Module, tokenizer: PreTrainedTokenizerBase, batch_size: int = 32, progress: bool = False,
+        session_cache_bytes: int = 1 << 30,
     ) -> None:
         self.model = model
         self.tokenizer = tokenizer
         self.pad_token_id = tokenizer.pad_token_id if tokenizer.pad_token_id is not None else tokenizer.eos_token_id
         self.batch_size = batch_size
         self.progress = progress
+        self.session_cache_bytes = session_cache_bytes
+        self._cache: PrefixCache | None = None
 
     def eos_token_ids(self) -> tuple[int, ...]:
         config = getattr(self.model, "generation_config", None)
         eos = getattr(config, "eos_token_id", None)
         return tuple(eos) if isinstance(eos, (list, tuple)) else (() if eos is None else (eos,))
 
+    @contextmanager
+    def session(self) -> Iterator[None]:
+        """Keeps KV caches between the calls made inside it (the weights must not change meanwhile)."""
+        self._cache = PrefixCache(self.session_cache_bytes) if self.session_cache_bytes > 0 else None
+        try:
+            yield
+        finally:
+            self._cache = None
+
     @torch.no_grad()
     def generate(
         self, prompts: list[list[int]], settings: SamplingSettings, generator: torch.Generator | None = None
     ) -> list[Generation]:
-        # Longest first, so each micro-batch pads little; results go back in the caller's order.
-        order = sorted(range(len(prompts)), key=lambda i: -len(prompts[i]))
         out: list[Generation | None] = [None] * len(prompts)
-        starts = range(0, len(order), self.batch_size)
+        plan = self._plan(prompts)
         with _eval_mode(self.model), torch.random.fork_rng(devices=_devices(self.model)):
             torch.manual_seed(draw_seed(generator))  # this call's randomness; the global RNG is restored after
-            for start in tqdm(starts, desc="generate", unit="batch", leave=False, disable=not self.progress):
-                chunk = order[start : start + self.batch_size]
-                for i, g in zip(chunk, self._generate_batch([prompts[i] for i in chunk], settings)):
+            for rows, cached in tqdm(plan, desc="generate", unit="batch", leave=False, disable=not self.progress):
+                batch = _Batch.build([prompts[i] for i in rows], cached, self.pad_token_id)
+                for i, g in zip(rows, self._generate_batch(batch, settings)):
                     out[i] = g
         return out  # type: ignore[return-value]
 
-    def _generate_batch(self, prompts: list[list[int]], settings: SamplingSettings) -> list[Generation]:
+    def _plan(self, prompts: list[list[int]]) -> list[tuple[list[int], _Cached | None]]:
+        """Micro-batches as (prompt indices, the cached batch they continue or None). Fresh prompts go longest
+        first, so each micro-batch pads little; results go back in the caller's order."""
+        matches = self._cache.match(prompts) if self._cache is not None else [None] * len(prompts)
+        continuing: dict[int, list[int]] = {}
+        for i, m in enumerate(matches):
+            if m is not None:
+                continuing.setdefault(m.batch_id, []).append(i)
+        plan: list[tuple[list[int], _Cached | None]] = [
+            (rows, _Cached(self._cache.take(batch_id), [matches[i] for i in rows]))  # type: ignore[union-attr]
+            for batch_id, rows in continuing.items()
+        ]
+        fresh = sorted((i for i, m in enumerate(matches) if m is None), key=lambda i: -len(prompts[i]))
+        plan += [(fresh[s : s + self.batch_size], None) for s in range(0, len(fresh), self.batch_size)]
+        return plan
+
+    def _generate_batch(self, batch: _Batch, settings: SamplingSettings) -> list[Generation]:
         device = next(self.model.parameters()).device
-        width = max(len(p) for p in prompts)
-        ids = torch.full((len(prompts), width), self.pad_token_id, dtype=torch.long)
-        attention = torch.zeros_like(ids)
-        for row, p in enumerate(prompts):
-            ids[row, width - len(p):] = torch.tensor(p)
-            attention[row, width - len(p):] = 1
         sampling = settings.temperature > 0
-        generated = self.model.generate(
-            input_ids=ids.to(device),
-            attention_mask=attention.to(device),
+        keep_cache = self._cache is not None
+        extra = {} if batch.cache is None else {CACHE_KWARG: batch.cache}
+        result = self.model.generate(
+            input_ids=batch.ids.to(device),
+            attention_mask=batch.attention.to(device),
+            # explicit, as the mask gives them: generate infers them only when `forward`'s signature names them
+            # (a wrapped forward does not), and a cached row's holes must not count
+            position_ids=batch.position_ids().to(device),
             max_new_tokens=settings.max_new_tokens,
             do_sample=sampling,
             temperature=settings.temperature if sampling else None,
@@ -76,15 +113,96 @@ class HFEngine(GenerationEngine):
             no_repeat_ngram_size=0,
             eos_token_id=list(settings.stop_token_ids) or None,
             pad_token_id=self.pad_token_id,
-            stopping_criteria=self._stop_watch(settings, width, len(prompts)),
+            stopping_criteria=self._stop_watch(settings, batch.width, len(batch.prompts)),
+            return_dict_in_generate=keep_cache,
+            **extra,
         )
-        new = generated[:, width:].tolist()
-        return [finish(self.tokenizer, tokens, settings) for tokens in new]
+        sequences = result.sequences if keep_cache else result
+        new = sequences[:, batch.width:].tolist()
+        generations = [finish(self.tokenizer, tokens, settings) for tokens in new]
+        if keep_cache:
+            self._cache.add(batch.cached_after(sequences.cpu(), _output_cache(result), new, generations))  # type: ignore[union-attr]
+        return generations
 
     def _stop_watch(self, settings: SamplingSettings, width: int, rows: int) -> StoppingCriteriaList | None:
         if not settings.stop_strings:
             return None
         return StoppingCriteriaList([StopStringWatch(self.tokenizer, settings.stop_strings, width, rows)])
+
+
+@dataclass
+class _Cached:
+    """A cached micro-batch taken out of the session's PrefixCache and the prompts that continue its rows."""
+
+    batch: CachedBatch
+    continuations: list[Continuation]
+
+
+@dataclass
+class _Batch:
+    """One generate call's input: left-padded prompts, or a cache plus each row's new tokens (left-padded)."""
+
+    prompts: list[list[int]]
+    ids: Tensor
+    attention: Tensor
+    cache: object | None = None
+
+    @property
+    def width(self) -> int:
+        return self.ids.shape[1]
+
+    def position_ids(self) -> Tensor:
+        return (self.attention.cumsum(-1) - 1).clamp(min=0)
+
+    @classmethod
+    def build(cls, prompts: list[list[int]], cached: _Cached | None, pad_id: int) -> _Batch:
+        if cached is None:
+            ids, attention = _left_pad(prompts, pad_id)
+            return cls(prompts, ids, attention)
+        rows = torch.tensor([c.row for c in cached.continuations])
+        reused = [c.reused for c in cached.continuations]
+        cache = cached.batch.cache
+        cache.batch_select_indices(rows)  # type: ignore[attr-defined]
+        slot_mask = holes_after(cached.batch.slot_mask[rows], reused)
+        new_ids, new_attention = _left_pad([p[n:] for p, n in zip(prompts, reused)], pad_id)
+        ids = torch.cat([cached.batch.slot_ids[rows], new_ids], dim=1)
+        return cls(prompts, ids, torch.cat([slot_mask, new_attention], dim=1), cache)
+
+    def cached_after(self, sequences: Tensor, cache: object, new: list[list[int]], generations: list[Generation]):
+        """The cache after generation: valid slots are the prompt and the kept tokens the cache computed."""
+        slots = cache.get_seq_length()  # type: ignore[attr-defined]  # the last sampled token was never read
+        generated = torch.zeros((len(new), slots - self.width), dtype=self.attention.dtype)
+        rows = []
+        for row, (sampled, g) in enumerate(zip(new, generations)):
+            kept = min(_common_prefix(sampled, g.token_ids), slots - self.width)
+            generated[row, :kept] = 1
+            rows.append(self.prompts[row] + sampled[:kept])
+        mask = torch.cat([self.attention, generated], dim=1)
+        return CachedBatch(cache, sequences[:, :slots], mask, rows)
+
+
+def _left_pad(prompts: list[list[int]], pad_id: int) -> tuple[Tensor, Tensor]:
+    width = max(len(p) for p in prompts)
+    ids = torch.full((len(prompts), width), pad_id, dtype=torch.long)
+    attention = torch.zeros_like(ids)
+    for row, p in enumerate(prompts):
+        if p:
+            ids[row, width - len(p):] = torch.tensor(p)
+            attention[row, width - len(p):] = 1
+    return ids, attention
+
+
+def _common_prefix(a: list[int], b: list[int]) -> int:
+    n = 0
+    for x, y in zip(a, b):
+        if x != y:
+            break
+        n += 1
+    return n
+
+
+def _output_cache(result: object) -> object:
+    return getattr(result, "cache", None) or getattr(result, "past_key_values")
 
 
 def finish(tokenizer: PreTrainedTokenizerBase, tokens: list[int], settings: SamplingSettings) -> Generation:
