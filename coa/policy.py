@@ -12,6 +12,7 @@ import torch
 from torch import Tensor
 
 from coa.models.loading import load_tokenizer
+from coa.shared_prefix import PromptGroups, shared_prefix_outputs, split_shared_prefix
 
 DTYPES = {"float32": torch.float32, "bfloat16": torch.bfloat16, "float16": torch.float16}
 WEIGHT_FILES = (
@@ -204,7 +205,8 @@ class Policy(torch.nn.Module):
         return gather_logprobs(self(input_ids, attention_mask), input_ids)
 
     def target_logprobs(
-        self, input_ids: Tensor, attention_mask: Tensor, target_mask: Tensor, temperature: float = 1.0
+        self, input_ids: Tensor, attention_mask: Tensor, target_mask: Tensor, temperature: float = 1.0,
+        prompts: PromptGroups | None = None,
     ) -> Tensor:
         """[N] log p of the N target tokens only: the output layer runs on those positions alone.
 
@@ -218,28 +220,41 @@ class Policy(torch.nn.Module):
             target_mask: [B, T-1] 1 where token t+1 is a target.
             temperature: the logits are divided by it first: the distribution tokens were sampled from
                 (GRPO scores rollouts under the sampling temperature, as TRL and verl do).
+            prompts: the rows come in groups sharing their prompt: each group's prompt is run once
+                (`coa.shared_prefix`); where they do not share it, the whole rows are run.
         """
-        return target_logprobs(self.model, input_ids, attention_mask, target_mask, temperature=temperature)[0]
+        return target_logprobs(
+            self.model, input_ids, attention_mask, target_mask, temperature=temperature, prompts=prompts
+        )[0]
 
     def target_logprobs_and_entropy(
-        self, input_ids: Tensor, attention_mask: Tensor, target_mask: Tensor, temperature: float = 1.0
+        self, input_ids: Tensor, attention_mask: Tensor, target_mask: Tensor, temperature: float = 1.0,
+        prompts: PromptGroups | None = None,
     ) -> tuple[Tensor, Tensor]:
         """`target_logprobs` and [N] the entropy of the next-token distribution there (without gradient)."""
-        return target_logprobs(self.model, input_ids, attention_mask, target_mask, entropy=True, temperature=temperature)
+        return target_logprobs(
+            self.model, input_ids, attention_mask, target_mask, entropy=True, temperature=temperature,
+            prompts=prompts,
+        )
 
     @torch.no_grad()
     def reference_target_logprobs(
-        self, input_ids: Tensor, attention_mask: Tensor, target_mask: Tensor, temperature: float = 1.0
+        self, input_ids: Tensor, attention_mask: Tensor, target_mask: Tensor, temperature: float = 1.0,
+        prompts: PromptGroups | None = None,
     ) -> Tensor:
         """`target_logprobs` under the reference policy (see `reference_logprobs`), without gradients."""
         if self.lora is None:
             model = self.reference_model(input_ids.device)
-            return target_logprobs(model, input_ids, attention_mask, target_mask, temperature=temperature)[0]
+            return target_logprobs(
+                model, input_ids, attention_mask, target_mask, temperature=temperature, prompts=prompts
+            )[0]
         was_training = self.model.training
         self.model.eval()  # no dropout in the reference
         try:
             with self.model.disable_adapter():
-                return target_logprobs(self.model, input_ids, attention_mask, target_mask, temperature=temperature)[0]
+                return target_logprobs(
+                    self.model, input_ids, attention_mask, target_mask, temperature=temperature, prompts=prompts
+                )[0]
         finally:
             self.model.train(was_training)
 
@@ -319,21 +334,22 @@ class Policy(torch.nn.Module):
 
 def target_logprobs(
     model: torch.nn.Module, input_ids: Tensor, attention_mask: Tensor, target_mask: Tensor, entropy: bool = False,
-    temperature: float = 1.0,
+    temperature: float = 1.0, prompts: PromptGroups | None = None,
 ) -> tuple[Tensor, Tensor | None]:
     """([N] log p of the target tokens, [N] entropy there or None), the output layer run on targets only;
-    logits divided by `temperature` (> 0) first."""
-    head = model.get_output_embeddings()
+    logits divided by `temperature` (> 0) first. With `prompts`, each group's shared prompt is run once."""
+    body, head = _body_and_head(model)
+    output = "logits" if head is None else "last_hidden_state"
+    split = None if prompts is None else split_shared_prefix(input_ids, attention_mask, target_mask, prompts)
+    outputs = None if split is None else shared_prefix_outputs(body, split, output)
     mask = target_mask.bool()
-    decoder = _decoder(model)
-    if head is None or decoder is None or any(getattr(model.config, name, None) for name in HEAD_EXTRAS):
-        logits = _logits(model, input_ids, attention_mask)[:, :-1][mask].float()
-    else:
-        hidden = decoder(
+    if outputs is None:
+        whole = body(
             input_ids=input_ids, attention_mask=attention_mask, position_ids=position_ids_from_mask(attention_mask),
             use_cache=False,
-        ).last_hidden_state  # (B, T, H), after the final norm
-        logits = head(hidden[:, :-1][mask]).float()  # (N, V)
+        )
+        outputs = getattr(whole, output)[:, :-1][mask]  # (N, H) after the final norm, or (N, V)
+    logits = (outputs if head is None else head(outputs)).float()  # (N, V)
     if temperature != 1.0:
         logits = logits / temperature
     log_probs = torch.log_softmax(logits, dim=-1)
@@ -342,6 +358,15 @@ def target_logprobs(
         return chosen, None
     with torch.no_grad():
         return chosen, -(log_probs.exp() * log_probs).sum(-1)
+
+
+def _body_and_head(model: torch.nn.Module) -> tuple[torch.nn.Module, torch.nn.Module | None]:
+    """(decoder, output layer) where the head is a plain linear map on the decoder's output; else (model, None)."""
+    head = model.get_output_embeddings()
+    decoder = _decoder(model)
+    if head is None or decoder is None or any(getattr(model.config, name, None) for name in HEAD_EXTRAS):
+        return model, None
+    return decoder, head
 
 
 def _decoder(model: torch.nn.Module) -> torch.nn.Module | None:

@@ -12,6 +12,7 @@ from coa.losses.grpo import AGGREGATIONS, grpo_token_loss, group_advantages, tok
 from coa.modules.stage import PolicyStage
 from coa.policy import Policy
 from coa.rollout.batch import RolloutBatch
+from coa.shared_prefix import PromptGroups
 
 
 class GRPOModule(PolicyStage):
@@ -35,6 +36,11 @@ class GRPOModule(PolicyStage):
         micro_batch_size: sequences per forward/backward (gradients accumulate); None takes the whole batch.
         max_grad_norm: gradient clipping (manual optimisation: the trainer's gradient_clip_val cannot be used).
         export_dir: where the trained policy is written as a Hugging Face directory when fit ends.
+        share_prompt: run each group's prompt once per forward pass and every completion of the group on its
+            KV cache (`coa.shared_prefix`), in the update, old and reference passes; the log-probs are those
+            of the whole rows. It applies where a micro-batch holds whole groups (`micro_batch_size` a
+            multiple of the group size, or null), the group's rows share the prompt ids and the model keeps
+            a cache (not with gradient checkpointing in the update); elsewhere the whole rows are run.
     """
 
     def __init__(
@@ -51,6 +57,7 @@ class GRPOModule(PolicyStage):
         micro_batch_size: int | None = None,
         max_grad_norm: float | None = 1.0,
         export_dir: str | None = None,
+        share_prompt: bool = True,
     ) -> None:
         super().__init__()
         if loss_aggregation not in AGGREGATIONS:
@@ -94,7 +101,7 @@ class GRPOModule(PolicyStage):
         totals: dict[str, Tensor] = {}
         for start, mb, targets, tokens in self._micro_batches(rollouts):
             logp, entropy = self.policy.target_logprobs_and_entropy(
-                mb.input_ids, mb.attention_mask, targets, rollouts.temperature
+                mb.input_ids, mb.attention_mask, targets, rollouts.temperature, self._prompt_groups(mb)
             )
             rows = torch.nonzero(targets)[:, 0] + start
             out = grpo_token_loss(
@@ -123,7 +130,7 @@ class GRPOModule(PolicyStage):
     def _flat(self, rollouts: RolloutBatch, logprobs_of) -> Tensor:
         """[M] log-probs of every loss token of the batch, computed micro-batch by micro-batch."""
         parts = [
-            logprobs_of(mb.input_ids, mb.attention_mask, targets, rollouts.temperature)
+            logprobs_of(mb.input_ids, mb.attention_mask, targets, rollouts.temperature, self._prompt_groups(mb))
             for _, mb, targets, _ in self._micro_batches(rollouts)
         ]
         return torch.cat(parts) if parts else torch.zeros(0, device=self.device)
@@ -140,6 +147,14 @@ class GRPOModule(PolicyStage):
             if n:
                 yield start, mb, targets, slice(offset, offset + n)
                 offset += n
+
+    def _prompt_groups(self, mb: RolloutBatch) -> PromptGroups | None:
+        """The micro-batch's groups for the shared-prompt passes, or None where they cannot be used."""
+        size = self.hparams.micro_batch_size
+        whole_groups = size is None or size % mb.group_size == 0
+        if not self.hparams.share_prompt or mb.prompt_lengths is None or mb.group_size < 2 or not whole_groups:
+            return None
+        return PromptGroups(mb.prompt_lengths, mb.group_size)
 
     def _log_step(self, stats: dict[str, Tensor], advantages: Tensor, train_tokens_per_s: Tensor) -> None:
         self.log("train/loss", stats.get("loss", torch.tensor(0.0)), prog_bar=True)

@@ -22,6 +22,8 @@ class RolloutBatch:
         group_size: episodes per prompt.
         temperature: the sampling temperature of the episodes (1.0 for greedy ones): the loss scores the
             tokens under the distribution they were drawn from.
+        prompt_lengths: [N] prompt tokens of each episode (a group's episodes share their prompt); None where
+            unknown.
     """
 
     input_ids: Tensor
@@ -30,11 +32,13 @@ class RolloutBatch:
     rewards: Tensor
     group_size: int
     temperature: float = 1.0
+    prompt_lengths: Tensor | None = None
 
     def to(self, device: torch.device | str) -> RolloutBatch:
         return RolloutBatch(
             self.input_ids.to(device), self.attention_mask.to(device), self.loss_mask.to(device),
             self.rewards.to(device), self.group_size, self.temperature,
+            None if self.prompt_lengths is None else self.prompt_lengths.to(device),
         )
 
     def select(self, rows: slice) -> RolloutBatch:
@@ -43,6 +47,7 @@ class RolloutBatch:
         return RolloutBatch(
             self.input_ids[rows, :width], self.attention_mask[rows, :width], self.loss_mask[rows, :width],
             self.rewards[rows], self.group_size, self.temperature,
+            None if self.prompt_lengths is None else self.prompt_lengths[rows],
         )
 
 
@@ -65,4 +70,7 @@ def collate_rollouts(
         ids[row, :n] = torch.tensor(r.prompt_ids + r.response_ids)
         attention[row, :n] = 1
         loss[row, p:n] = torch.tensor(r.policy_mask, dtype=torch.long)
-    return RolloutBatch(ids, attention, loss, torch.tensor(rewards, dtype=torch.float32), group_size, temperature or 1.0)
+    prompt_lengths = torch.tensor([len(r.prompt_ids) for r in rollouts], dtype=torch.long)
+    return RolloutBatch(
+        ids, attention, loss, torch.tensor(rewards, dtype=torch.float32), group_size, temperature or 1.0, prompt_lengths
+    )

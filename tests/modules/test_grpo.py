@@ -18,7 +18,8 @@ from coa.losses.grpo import group_advantages
 from coa.modules.grpo import GRPOModule
 from coa.policy import Policy
 from coa.rewards.base import REWARDS
-from coa.rollout.batch import RolloutBatch
+from coa.rollout.batch import RolloutBatch, collate_rollouts
+from coa.rollout.runner import Rollout
 
 ROOT = Path(__file__).resolve().parents[2]
 
@@ -189,3 +190,40 @@ def test_micro_batches_give_the_same_step_as_the_whole_batch(small_model_dir):
         module._trainer = type("T", (), {"max_steps": 1})()
         losses.append(run_one_step(module, fixed_batch(module.policy.tokenizer.pad_token_id)))
     assert losses[1] == pytest.approx(losses[0], abs=1e-6)
+
+
+def grouped_rollouts(pad: int) -> RolloutBatch:
+    """Two groups of three; prompts of 5 and 8 tokens, responses of 4, 7, 2 and 6, 1, 3; one observation token."""
+    gen = torch.Generator().manual_seed(0)
+    rollouts = []
+    for prompt_length, response_lengths in ((5, (4, 7, 2)), (8, (6, 1, 3))):
+        prompt = torch.randint(3, 300, (prompt_length,), generator=gen).tolist()
+        for n in response_lengths:
+            rollouts.append(Rollout(prompt, torch.randint(3, 300, (n,), generator=gen).tolist(), [1] * n))
+    rollouts[1].policy_mask[3] = 0
+    return collate_rollouts(rollouts, [1.0, 0.0, 0.5, 0.2, 0.9, 0.4], 3, pad, temperature=0.6)
+
+
+@pytest.mark.parametrize(
+    ("micro_batch_size", "first_forward"),
+    [(None, (2, 8)), (3, (1, 5)), (2, (2, 12))],  # a micro-batch of 2 splits a group of 3: whole rows
+)
+def test_shared_prompt_step_equals_the_whole_row_step(small_model_dir, micro_batch_size, first_forward):
+    results = []
+    for share_prompt in (False, True):
+        module = GRPOModule(
+            Policy(str(small_model_dir)), lr=0.0, kl_coef=0.1, updates_per_batch=2, max_grad_norm=None,
+            micro_batch_size=micro_batch_size, share_prompt=share_prompt,
+        )
+        module._trainer = type("T", (), {"max_steps": 1})()
+        seen = []
+        embeddings = module.policy.model.get_input_embeddings()
+        embeddings.register_forward_hook(lambda m, inputs, out: seen.append(tuple(inputs[0].shape)))
+        loss = run_one_step(module, grouped_rollouts(module.policy.tokenizer.pad_token_id))
+        grads = {name: p.grad for name, p in module.policy.named_parameters()}
+        results.append((loss, grads, seen[0]))
+    (plain_loss, plain_grads, plain_first), (shared_loss, shared_grads, shared_first) = results
+    assert plain_first[0] == (micro_batch_size or 6) and shared_first == first_forward
+    assert shared_loss == pytest.approx(plain_loss, abs=1e-6)
+    for name, grad in plain_grads.items():
+        torch.testing.assert_close(shared_grads[name], grad, atol=1e-5 * float(grad.abs().max()), rtol=0, msg=name)
