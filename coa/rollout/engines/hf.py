@@ -14,6 +14,7 @@ from transformers import PreTrainedTokenizerBase, StoppingCriteria, StoppingCrit
 from transformers.generation.utils import GenerateDecoderOnlyOutput
 
 from coa.rollout.engines.base import Generation, GenerationEngine, SamplingSettings, draw_seed
+from coa.rollout.engines.decode import DecodeInput, DecodeSettings, decode, decodes_leanly
 from coa.rollout.engines.prefix_cache import CachedBatch, Continuation, PrefixCache, holes_after
 from coa.rollout.engines.stop import cut_ids_at_text, first_stop
 
@@ -67,11 +68,13 @@ class HFEngine(GenerationEngine):
     ) -> list[Generation]:
         out: list[Generation | None] = [None] * len(prompts)
         plan = self._plan(prompts)
+        seed = draw_seed(generator)
+        sampler = torch.Generator(next(self.model.parameters()).device).manual_seed(seed)
         with _eval_mode(self.model), torch.random.fork_rng(devices=_devices(self.model)):
-            torch.manual_seed(draw_seed(generator))  # this call's randomness; the global RNG is restored after
+            torch.manual_seed(seed)  # `generate` samples from the global RNG: this call's, restored after
             for rows, cached in tqdm(plan, desc="generate", unit="batch", leave=False, disable=not self.progress):
                 batch = _Batch.build([prompts[i] for i in rows], cached, self.pad_token_id)
-                for i, g in zip(rows, self._generate_batch(batch, settings)):
+                for i, g in zip(rows, self._generate_batch(batch, settings, sampler)):
                     out[i] = g
         return out  # type: ignore[return-value]
 
@@ -91,17 +94,39 @@ class HFEngine(GenerationEngine):
         plan += [(fresh[s : s + self.batch_size], None) for s in range(0, len(fresh), self.batch_size)]
         return plan
 
-    def _generate_batch(self, batch: _Batch, settings: SamplingSettings) -> list[Generation]:
+    def _generate_batch(
+        self, batch: _Batch, settings: SamplingSettings, generator: torch.Generator
+    ) -> list[Generation]:
         device = next(self.model.parameters()).device
+        batch = batch.to(device)
+        if decodes_leanly(self.model):
+            sequences, cache = self._decode(batch, settings, generator)
+        else:
+            sequences, cache = self._hf_generate(batch, settings)
+        new = sequences[:, batch.width:].tolist()
+        generations = [finish(self.tokenizer, tokens, settings) for tokens in new]
+        if self._cache is not None:
+            self._cache.add(batch.cached_after(sequences.cpu(), cache, new, generations))
+        return generations
+
+    def _decode(self, batch: _Batch, settings: SamplingSettings, generator: torch.Generator) -> tuple[Tensor, object]:
+        watch = self._stop_watch(settings, batch.width, len(batch.prompts))
+        return decode(
+            self.model, DecodeInput(batch.ids, batch.attention, batch.position_ids(), batch.cache),
+            DecodeSettings(settings.max_new_tokens, settings.temperature, settings.top_p, settings.stop_token_ids,
+                           self.pad_token_id),
+            CACHE_KWARG, stop=watch[0] if watch else None, generator=generator,
+        )
+
+    def _hf_generate(self, batch: _Batch, settings: SamplingSettings) -> tuple[Tensor, object]:
+        """transformers' `generate`, for models whose generation config asks for more than `decode` applies."""
         sampling = settings.temperature > 0
-        keep_cache = self._cache is not None
-        extra = {} if batch.cache is None else {CACHE_KWARG: batch.cache}
         result = self.model.generate(
-            input_ids=batch.ids.to(device),
-            attention_mask=batch.attention.to(device),
+            input_ids=batch.ids,
+            attention_mask=batch.attention,
             # explicit, as the mask gives them: generate infers them only when `forward`'s signature names them
             # (a wrapped forward does not), and a cached row's holes must not count
-            position_ids=batch.position_ids().to(device),
+            position_ids=batch.position_ids(),
             max_new_tokens=settings.max_new_tokens,
             do_sample=sampling,
             temperature=settings.temperature if sampling else None,
@@ -114,15 +139,10 @@ class HFEngine(GenerationEngine):
             eos_token_id=list(settings.stop_token_ids) or None,
             pad_token_id=self.pad_token_id,
             stopping_criteria=self._stop_watch(settings, batch.width, len(batch.prompts)),
-            return_dict_in_generate=keep_cache,
-            **extra,
+            return_dict_in_generate=True,
+            **({} if batch.cache is None else {CACHE_KWARG: batch.cache}),
         )
-        sequences = result.sequences if keep_cache else result
-        new = sequences[:, batch.width:].tolist()
-        generations = [finish(self.tokenizer, tokens, settings) for tokens in new]
-        if keep_cache:
-            self._cache.add(batch.cached_after(sequences.cpu(), _output_cache(result), new, generations))  # type: ignore[union-attr]
-        return generations
+        return result.sequences, _output_cache(result)
 
     def _stop_watch(self, settings: SamplingSettings, width: int, rows: int) -> StoppingCriteriaList | None:
         if not settings.stop_strings:
@@ -153,6 +173,9 @@ class _Batch:
 
     def position_ids(self) -> Tensor:
         return (self.attention.cumsum(-1) - 1).clamp(min=0)
+
+    def to(self, device: torch.device) -> _Batch:
+        return _Batch(self.prompts, self.ids.to(device), self.attention.to(device), self.cache)
 
     @classmethod
     def build(cls, prompts: list[list[int]], cached: _Cached | None, pad_id: int) -> _Batch:

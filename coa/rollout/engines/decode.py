@@ -1,0 +1,138 @@
+"""A lean batched decoding loop over a transformers causal LM, for the settings rollouts use.
+
+transformers' `generate` is general (beam search, assisted decoding, a dozen stopping and logits
+hooks); its per-token bookkeeping costs about as much as a forward of a small model, and a GRPO step
+of a small policy is mostly decoding. This loop does only what a rollout needs: the model's own
+forward with its KV cache, transformers' own logits processors (suppressed tokens, temperature,
+top-p), sampling from the call's generator, stop tokens and a stopping criterion. A model
+whose generation config asks for anything else goes through `generate` (`decodes_leanly`).
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+import torch
+from torch import Tensor
+from transformers import (
+    LogitsProcessorList,
+    StoppingCriteria,
+    SuppressTokensLogitsProcessor,
+    TemperatureLogitsWarper,
+    TopPLogitsWarper,
+)
+
+# generation-config fields whose processors this loop does not apply, with the value that means "off"
+UNSUPPORTED_WHEN_SET = {
+    "bad_words_ids": None, "begin_suppress_tokens": None, "sequence_bias": None, "forced_bos_token_id": None,
+    "forced_eos_token_id": None, "exponential_decay_length_penalty": None, "epsilon_cutoff": 0.0,
+    "eta_cutoff": 0.0, "min_p": None, "min_new_tokens": None, "watermarking_config": None,
+}
+
+
+def decodes_leanly(model: torch.nn.Module) -> bool:
+    """True when the model's generation config needs nothing beyond what `decode` applies."""
+    config = getattr(model, "generation_config", None)
+    if config is None:
+        return True
+    for name, off in UNSUPPORTED_WHEN_SET.items():
+        if getattr(config, name, off) not in (off, None, [], {}):
+            return False
+    return getattr(config, "min_length", 0) in (0, None) and getattr(config, "typical_p", 1.0) in (1.0, None)
+
+
+@dataclass(frozen=True)
+class DecodeInput:
+    """What to read before sampling.
+
+    Args:
+        ids: [B, W] every slot's token; with a cache, only the slots past its length are read.
+        attention: [B, W] 1 on slots of the row's sequence.
+        position_ids: [B, W] each slot's position (the mask's running sum, holes not counted).
+        cache: a transformers cache over the first slots, or None.
+    """
+
+    ids: Tensor
+    attention: Tensor
+    position_ids: Tensor
+    cache: object | None = None
+
+
+@dataclass(frozen=True)
+class DecodeSettings:
+    max_new_tokens: int
+    temperature: float
+    top_p: float
+    stop_token_ids: tuple[int, ...]
+    pad_token_id: int
+
+
+def decode(
+    model: torch.nn.Module, given: DecodeInput, settings: DecodeSettings, cache_kwarg: str,
+    stop: StoppingCriteria | None = None, generator: torch.Generator | None = None,
+) -> tuple[Tensor, object]:
+    """Samples up to `max_new_tokens` per row; returns ([B, W + n] sequences, the cache over all but the last token).
+
+    A row that stopped gets `pad_token_id` from then on, masked out of attention.
+    """
+    processors = _processors(model, settings)
+    read_from = 0 if given.cache is None else given.cache.get_seq_length()  # type: ignore[attr-defined]
+    out = model(
+        input_ids=given.ids[:, read_from:], attention_mask=given.attention,
+        position_ids=given.position_ids[:, read_from:], use_cache=True, logits_to_keep=1,
+        **({cache_kwarg: given.cache} if given.cache is not None else {}),
+    )
+    sequences, attention = given.ids, given.attention
+    position = given.position_ids[:, -1:]
+    done = torch.zeros(given.ids.shape[0], dtype=torch.bool, device=given.ids.device)
+    stop_ids = torch.tensor(settings.stop_token_ids, dtype=torch.long, device=given.ids.device)
+    cache = _cache_of(out)
+    for step in range(settings.max_new_tokens):
+        scores = processors(sequences, out.logits[:, -1, :].float())
+        if settings.temperature > 0:
+            token = sample(scores.softmax(-1), generator)
+        else:
+            token = scores.argmax(-1)
+        token = torch.where(done, torch.full_like(token, settings.pad_token_id), token)
+        sequences = torch.cat([sequences, token[:, None]], dim=1)
+        attention = torch.cat([attention, (~done).long()[:, None]], dim=1)
+        done = done | torch.isin(token, stop_ids)
+        if stop is not None:
+            done = done | stop(sequences, None)
+        if bool(done.all()) or step == settings.max_new_tokens - 1:
+            break
+        position = position + 1
+        out = model(input_ids=token[:, None], attention_mask=attention, position_ids=position, use_cache=True,
+                    **{cache_kwarg: cache})
+        cache = _cache_of(out)
+    return sequences, cache
+
+
+def sample(probs: Tensor, generator: torch.Generator | None) -> Tensor:
+    """One token per row from [B, V] probabilities, by inverting the cumulative distribution at a uniform draw.
+
+    The same distribution as `torch.multinomial(probs, 1)`, from B random numbers instead of B x V: on a CPU
+    that is 0.03 ms instead of 0.35 ms for 8 x 2048, per decoded token.
+    """
+    cumulative = probs.double().cumsum(-1)
+    u = torch.rand((probs.shape[0], 1), generator=generator, device=probs.device, dtype=torch.float64)
+    token = torch.searchsorted(cumulative, u * cumulative[:, -1:], right=True).clamp_(max=probs.shape[-1] - 1)
+    # rounding can land past the last token of non-zero probability: never return a token that had none
+    return torch.where(probs.gather(1, token) > 0, token, probs.argmax(-1, keepdim=True)).squeeze(1)
+
+
+def _processors(model: torch.nn.Module, settings: DecodeSettings) -> LogitsProcessorList:
+    processors = LogitsProcessorList()
+    suppress = getattr(getattr(model, "generation_config", None), "suppress_tokens", None)
+    if suppress:
+        processors.append(SuppressTokensLogitsProcessor(suppress, device=next(model.parameters()).device))
+    if settings.temperature > 0:
+        if settings.temperature != 1.0:
+            processors.append(TemperatureLogitsWarper(settings.temperature))
+        if settings.top_p < 1.0:
+            processors.append(TopPLogitsWarper(settings.top_p))
+    return processors
+
+
+def _cache_of(out: object) -> object:
+    return getattr(out, "cache", None) or getattr(out, "past_key_values")

@@ -1,0 +1,77 @@
+"""The lean decoding loop: greedy equals transformers' `generate`; sampling follows the same distribution rules."""
+
+import pytest
+import torch
+
+from coa.policy import Policy
+from coa.rollout.engines.base import SamplingSettings
+from coa.rollout.engines.decode import decodes_leanly, sample
+from coa.rollout.engines.hf import HFEngine, _Batch
+
+
+def _sharpened(model_dir) -> Policy:
+    """A freshly built tiny model is nearly uniform; bigger weights make greedy choices that mean something."""
+    policy = Policy(str(model_dir))
+    torch.manual_seed(0)
+    with torch.no_grad():
+        for p in policy.model.parameters():
+            p.normal_(0, 0.3)
+    return policy
+
+
+def _both_paths(engine: HFEngine, prompts: list[list[int]], settings: SamplingSettings):
+    batch = _Batch.build(prompts, None, engine.pad_token_id)
+    lean, _ = engine._decode(batch, settings, torch.Generator().manual_seed(0))
+    hf, _ = engine._hf_generate(batch, settings)
+    return lean, hf
+
+
+def test_greedy_decoding_equals_transformers_generate_on_left_padded_rows(multi_token_model_dir):
+    policy = _sharpened(multi_token_model_dir)
+    tok = policy.tokenizer
+    prompts = [tok.encode(t, add_special_tokens=False) for t in ("What is", "Who was born earlier, a or b?", "x")]
+    engine = HFEngine(policy.model, tok)
+    lean, hf = _both_paths(engine, prompts, SamplingSettings(max_new_tokens=12))
+    assert lean.shape == hf.shape and torch.equal(lean, hf)
+
+
+def test_rows_stop_on_stop_tokens_and_are_padded_after(multi_token_model_dir):
+    policy = _sharpened(multi_token_model_dir)
+    tok = policy.tokenizer
+    prompts = [tok.encode(t, add_special_tokens=False) for t in ("What is", "Who was born earlier, a or b?")]
+    engine = HFEngine(policy.model, tok)
+    free, _ = _both_paths(engine, prompts, SamplingSettings(max_new_tokens=6))
+    width = free.shape[1] - 6
+    stop_id = int(free[0, width + 2])  # the first row's third new token becomes a stop token
+    lean, hf = _both_paths(engine, prompts, SamplingSettings(max_new_tokens=6, stop_token_ids=(stop_id,)))
+    assert torch.equal(lean, hf)
+    row = lean[0, width:].tolist()
+    assert row[2] == stop_id and set(row[3:]) <= {engine.pad_token_id}
+
+
+def test_suppressed_tokens_of_the_generation_config_are_never_sampled(small_model_dir):
+    policy = Policy(str(small_model_dir))
+    engine = HFEngine(policy.model, policy.tokenizer)
+    prompts = [policy.tokenizer.encode("What is", add_special_tokens=False)] * 8
+    settings = SamplingSettings(max_new_tokens=16, temperature=1.0)
+    drawn = {t for g in engine.generate(prompts, settings, torch.Generator().manual_seed(0)) for t in g.token_ids}
+    policy.model.generation_config.suppress_tokens = sorted(drawn)
+    again = {t for g in engine.generate(prompts, settings, torch.Generator().manual_seed(0)) for t in g.token_ids}
+    assert again and not again & drawn
+
+
+@pytest.mark.parametrize("field, value", [("bad_words_ids", [[5]]), ("min_new_tokens", 3), ("typical_p", 0.9)])
+def test_a_generation_config_asking_for_more_goes_through_generate(small_model_dir, field, value):
+    policy = Policy(str(small_model_dir))
+    assert decodes_leanly(policy.model)
+    setattr(policy.model.generation_config, field, value)
+    assert not decodes_leanly(policy.model)
+
+
+def test_sampling_follows_the_probabilities_and_never_draws_a_zero_probability_token():
+    probs = torch.tensor([[0.0, 0.2, 0.0, 0.8], [0.5, 0.0, 0.5, 0.0]]).repeat(4000, 1)
+    drawn = sample(probs, torch.Generator().manual_seed(0)).view(4000, 2)
+    first, second = drawn[:, 0], drawn[:, 1]
+    assert set(first.tolist()) == {1, 3} and set(second.tolist()) == {0, 2}
+    assert abs((first == 3).float().mean().item() - 0.8) < 0.03
+    assert abs((second == 0).float().mean().item() - 0.5) < 0.03
