@@ -11,6 +11,9 @@ from typing import Any
 import torch
 from torch import Tensor
 
+from coa.models.action_tokens import (
+    action_format_of, action_token_ids, add_tag_tokens, grow_embeddings, trainable_token_modules,
+)
 from coa.models.loading import load_tokenizer
 from coa.shared_prefix import PromptGroups, shared_prefix_outputs, split_shared_prefix
 
@@ -45,14 +48,17 @@ class LoraSettings:
     dropout: float = 0.0
     target_modules: tuple[str, ...] = ("q_proj", "k_proj", "v_proj", "o_proj")
 
-    def to_peft(self) -> Any:
+    def to_peft(self, trainable_tokens: dict[str, list[int]] | None = None) -> Any:
+        """A peft LoraConfig; `trainable_tokens` ({layer name: token ids}) also trains those rows of those layers
+        (peft's trainable tokens: the checkpoint holds the rows, not the whole embedding)."""
         from peft import LoraConfig
 
         targets: str | list[str] = list(self.target_modules)
         if targets == ["all-linear"]:
             targets = "all-linear"
         return LoraConfig(
-            r=self.r, lora_alpha=self.alpha, lora_dropout=self.dropout, target_modules=targets, task_type="CAUSAL_LM"
+            r=self.r, lora_alpha=self.alpha, lora_dropout=self.dropout, target_modules=targets, task_type="CAUSAL_LM",
+            trainable_token_indices=trainable_tokens,
         )
 
 
@@ -132,6 +138,11 @@ class Policy(torch.nn.Module):
         load_in_bits: 4 or 8 to load the base weights quantised (QLoRA; needs CUDA, bitsandbytes and `lora`).
         trust_remote_code: passed to `from_pretrained` for models with custom code.
         attn_implementation: passed to `from_pretrained` ("sdpa", "eager", "flash_attention_2", ...).
+        chat_template: a Jinja template or the path of a .jinja file, used instead of the tokenizer's own (and
+            saved with the exported model); None keeps the tokenizer's (a plain one where it has none).
+        add_action_tokens: adds the action tags as tokens of their own (plain, not special), grows the embeddings
+            (each new row the mean of the rows of the pieces the tag was split into) and, with `lora`, trains
+            those rows too. The datamodules must set it alike (the configs interpolate it).
     """
 
     def __init__(
@@ -143,6 +154,8 @@ class Policy(torch.nn.Module):
         load_in_bits: int | None = None,
         trust_remote_code: bool = False,
         attn_implementation: str | None = None,
+        chat_template: str | None = None,
+        add_action_tokens: bool = False,
     ) -> None:
         super().__init__()
         if dtype not in DTYPES:
@@ -160,10 +173,15 @@ class Policy(torch.nn.Module):
         self.load_in_bits = load_in_bits
         self.trust_remote_code = trust_remote_code
         self.attn_implementation = attn_implementation
+        self.chat_template = chat_template
+        self.add_action_tokens = add_action_tokens
         self._reference: torch.nn.Module | None = None  # set by object.__setattr__: not a submodule
 
         _check_model_dir(self.model_name_or_path)
         self.local_files_only = not Path(self.model_name_or_path).exists() and _hub_cache_only(self.model_name_or_path)
+        self.tokenizer = load_tokenizer(self.model_name_or_path, trust_remote_code, self.local_files_only, chat_template)
+        self.action_format = action_format_of(self.model_name_or_path)
+        self.new_token_pieces = add_tag_tokens(self.tokenizer, self.action_format) if add_action_tokens else {}
         model = self._load_model(quantize=True)
         if load_in_bits is not None:  # freezes the base, upcasts norms, enables checkpointing if asked
             from peft import prepare_model_for_kbit_training
@@ -176,9 +194,8 @@ class Policy(torch.nn.Module):
         if lora is not None:
             from peft import get_peft_model
 
-            model = get_peft_model(model, lora.to_peft())
+            model = get_peft_model(model, self._peft_config(model))
         self.model = model
-        self.tokenizer = load_tokenizer(self.model_name_or_path, trust_remote_code, self.local_files_only)
 
     @property
     def torch_dtype(self) -> torch.dtype:
@@ -305,8 +322,9 @@ class Policy(torch.nn.Module):
         """The base weights reloaded unquantised on CPU with this policy's adapter merged in; self stays as is."""
         from peft import get_peft_model, get_peft_model_state_dict, set_peft_model_state_dict
 
-        merged = get_peft_model(self._load_model(quantize=False), self.lora.to_peft())
-        set_peft_model_state_dict(merged, get_peft_model_state_dict(self.model))
+        base = self._load_model(quantize=False)
+        merged = get_peft_model(base, self._peft_config(base))
+        set_peft_model_state_dict(merged, get_peft_model_state_dict(self.model, save_embedding_layers=False))
         return merged.merge_and_unload()
 
     def _load_model(self, quantize: bool) -> torch.nn.Module:
@@ -322,7 +340,7 @@ class Policy(torch.nn.Module):
             kwargs["quantization_config"] = _bits_and_bytes_config(self.load_in_bits, self.torch_dtype)
             kwargs["device_map"] = {"": int(os.environ.get("LOCAL_RANK", 0))}
         try:
-            return AutoModelForCausalLM.from_pretrained(self.model_name_or_path, **kwargs)
+            model = AutoModelForCausalLM.from_pretrained(self.model_name_or_path, **kwargs)
         except OSError as err:
             if Path(self.model_name_or_path).exists():
                 raise
@@ -330,6 +348,16 @@ class Policy(torch.nn.Module):
                 f"policy.model_name_or_path={self.model_name_or_path!r} is no local directory and could not be "
                 f"loaded from the hub ({err}); {HOW_TO_BUILD}"
             ) from err
+        if self.add_action_tokens:
+            grow_embeddings(model, len(self.tokenizer), self.new_token_pieces)
+        return model
+
+    def _peft_config(self, model: torch.nn.Module) -> Any:
+        """The LoRA config; with `add_action_tokens`, the tags' rows of the embedding (and an untied head) train too."""
+        if not self.add_action_tokens:
+            return self.lora.to_peft()
+        ids = action_token_ids(self.tokenizer, self.action_format)
+        return self.lora.to_peft({name: ids for name in trainable_token_modules(model)})
 
 
 def target_logprobs(

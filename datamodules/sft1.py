@@ -33,6 +33,9 @@ class PairDataModule(TokenizedDataModule):
         train_path: pair file (JSON array or JSONL) for training.
         val_path: pair file for validation (optional).
         tokenizer_path: directory or hub id of the tokenizer (usually the policy's).
+        trust_remote_code: for tokenizers with custom code (the policy's setting).
+        chat_template: a Jinja template or .jinja file instead of the tokenizer's own (the policy's setting).
+        add_action_tokens: the action tags as tokens of their own, as the policy adds them (the policy's setting).
         batch_size: pairs per batch (the step sees 2 * batch_size sequences).
         max_length: pairs whose longer side exceeds this many tokens are left out (with a warning).
         prompt: None keeps each pair's own prompt; a template name ("autocoa", "short") or a text with
@@ -45,6 +48,9 @@ class PairDataModule(TokenizedDataModule):
         train_path: str,
         val_path: str | None = None,
         tokenizer_path: str = "",
+        trust_remote_code: bool = False,
+        chat_template: str | None = None,
+        add_action_tokens: bool = False,
         batch_size: int = 8,
         max_length: int = 1024,
         prompt: str | None = None,

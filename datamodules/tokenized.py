@@ -17,7 +17,8 @@ from coa.models.loading import load_tokenizer
 
 class TokenizedDataModule(L.LightningDataModule):
     """Base of the stage datamodules; subclasses save `train_path`, `val_path`, `tokenizer_path`,
-    `batch_size`, `max_length`, `seed` as hyperparameters and say how to read, tokenise and collate."""
+    `trust_remote_code`, `chat_template`, `add_action_tokens`, `batch_size`, `max_length`, `seed` as
+    hyperparameters and say how to read, tokenise and collate."""
 
     def __init__(self) -> None:
         super().__init__()
@@ -26,7 +27,11 @@ class TokenizedDataModule(L.LightningDataModule):
 
     @functools.cached_property
     def tokenizer(self):
-        return load_tokenizer(self.hparams.tokenizer_path)
+        hp = self.hparams  # the policy's tokenizer settings, so ids and template agree with the policy's
+        return load_tokenizer(
+            hp.tokenizer_path, hp.trust_remote_code, chat_template=hp.chat_template,
+            add_action_tokens=hp.add_action_tokens,
+        )
 
     @abstractmethod
     def read(self, path: str) -> Iterable[tuple[str, Any]]:

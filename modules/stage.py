@@ -11,6 +11,7 @@ import lightning as L
 import torch
 
 from coa.models.agent_card import AgentCard, card_for, read_card, write_card
+from coa.models.loading import check_same_tokenizer
 from coa.policy import Policy
 from coa.schedules import warmup_cosine
 
@@ -36,6 +37,11 @@ class PolicyStage(L.LightningModule):
 
     def on_load_checkpoint(self, checkpoint: dict[str, Any]) -> None:
         check_holds_trainable(self, checkpoint["state_dict"], getattr(self._trainer, "ckpt_path", None))
+
+    def setup(self, stage: str) -> None:
+        data_tokenizer = getattr(getattr(self.trainer, "datamodule", None), "tokenizer", None)
+        if data_tokenizer is not None:
+            check_same_tokenizer(self.policy.tokenizer, data_tokenizer)
 
     def on_fit_start(self) -> None:
         self.policy.model.train()  # from_pretrained returns the model in eval mode (dropout off)

@@ -47,6 +47,8 @@ def test_stage_config_instantiates_with_interpolations_resolved(config, small_wo
     assert type(cli.model) is MODULES[config.name]
     assert cli.model.hparams.export_dir == f"{tmp_path}/model"
     assert cli.datamodule.hparams.tokenizer_path == str(small_model_dir)
+    for setting in TOKENIZER_SETTINGS:  # the datamodule's tokenizer is set up as the policy's
+        assert cli.datamodule.hparams[setting] == getattr(cli.model.policy, setting)
     assert Path(cli.trainer.checkpoint_callback.dirpath) == tmp_path / "checkpoints"
     for callback in cli.trainer.callbacks:  # stage 1 measures triggering on the datamodule's own held-out pairs
         if isinstance(callback, TriggerF1):
@@ -56,6 +58,21 @@ def test_stage_config_instantiates_with_interpolations_resolved(config, small_wo
             env = callback.environment
             tool = env.tool if isinstance(env, RealEnvironment) else env.fidelity_tool
             assert len(tool.passages) == sum(1 for _ in open(small_world / "corpus.jsonl"))
+
+
+TOKENIZER_SETTINGS = ("trust_remote_code", "chat_template", "add_action_tokens")
+CHAT_TEMPLATE = "{% for m in messages %}{{ m['content'] }}{{ eos_token }}{% endfor %}"
+
+
+@pytest.mark.parametrize("config", STAGES, ids=[p.name for p in STAGES])
+def test_the_policys_tokenizer_settings_reach_the_datamodule(config, small_world, small_model_dir, tmp_path):
+    policy = "--model.init_args.policy.init_args"
+    args = ["--config", str(config), *overrides(small_world, small_model_dir, tmp_path, config.name),
+            f"{policy}.add_action_tokens=true", f"{policy}.chat_template={CHAT_TEMPLATE}"]
+    cli = run_lightning_cli(args, run=False)
+    assert cli.datamodule.hparams.add_action_tokens is True and cli.datamodule.hparams.chat_template == CHAT_TEMPLATE
+    assert cli.datamodule.tokenizer.get_vocab() == cli.model.policy.tokenizer.get_vocab()
+    assert cli.datamodule.tokenizer.chat_template == cli.model.policy.tokenizer.chat_template == CHAT_TEMPLATE
 
 
 def test_quickstart_config_loads_onto_its_schema():

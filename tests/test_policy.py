@@ -218,6 +218,15 @@ def test_save_pretrained_round_trips_with_lora_merged(model_dir, tmp_path, lora)
         assert trainable_names(policy) and all("lora_" in n for n in trainable_names(policy))
 
 
+def test_the_chat_template_setting_is_saved_with_the_export(model_dir, tmp_path):
+    from transformers import AutoTokenizer
+
+    template = "{% for m in messages %}<{{ m['role'] }}>{{ m['content'] }}{% endfor %}"
+    out = Policy(str(model_dir), chat_template=template).save_pretrained(tmp_path / "saved")
+    assert AutoTokenizer.from_pretrained(out).chat_template == template
+    assert Policy(str(out)).tokenizer.apply_chat_template([{"role": "user", "content": "q"}], tokenize=False) == "<user>q"
+
+
 def test_bfloat16_weights_give_float32_logprobs(model_dir):
     policy = Policy(str(model_dir), dtype="bfloat16")
     assert next(policy.parameters()).dtype == torch.bfloat16

@@ -91,3 +91,47 @@ def test_full_fine_tuning_cannot_resume_a_lora_checkpoint(lora_run, small_world,
     lacks = r"last.ckpt lacks \d+ of the \d+ weights this policy trains \(policy.lora=None"
     with pytest.raises(ValueError, match=lacks):
         run_lightning_cli(fit_args(small_world, small_model_dir, resumed_root, lora=None) + ["--ckpt_path", "last"])
+
+
+ADDED_TOKENS = "--model.init_args.policy.init_args.add_action_tokens=true"  # the data's follows by interpolation
+
+
+@pytest.fixture(scope="module")
+def added_tokens_run(small_world, multi_token_model_dir, tmp_path_factory) -> tuple[Path, float]:
+    """An uninterrupted 8-step LoRA run that adds the (multi-token) tags as tokens: its root and last loss."""
+    root = tmp_path_factory.mktemp("added_tokens_run")
+    cli = run_lightning_cli(fit_args(small_world, multi_token_model_dir, root) + [ADDED_TOKENS])
+    assert len(cli.model.policy.new_token_pieces) == 6  # every tag was several tokens
+    return root, float(cli.trainer.callback_metrics["train/loss"])
+
+
+def test_added_tokens_checkpoint_holds_their_rows_not_the_embedding(added_tokens_run):
+    root, _ = added_tokens_run
+    state = torch.load(step_checkpoint(root, 4), weights_only=False)["state_dict"]
+    rows = [n for n in state if "lora_" not in n]
+    assert rows == ["policy.model.base_model.model.model.embed_tokens.token_adapter.trainable_tokens_delta.default"]
+    assert state[rows[0]].shape == (6, 32)  # the six tags x hidden size; the tied head shares them
+
+
+def test_added_tokens_lora_run_resumed_ends_with_the_same_loss_and_tag_rows(
+    added_tokens_run, small_world, multi_token_model_dir, tmp_path
+):
+    root, reference_loss = added_tokens_run
+    resumed_root = resume_root(tmp_path, step_checkpoint(root, 4))
+    resumed = run_lightning_cli(
+        fit_args(small_world, multi_token_model_dir, resumed_root) + [ADDED_TOKENS, "--ckpt_path", "last"]
+    )
+    assert float(resumed.trainer.callback_metrics["train/loss"]) == pytest.approx(reference_loss, abs=1e-6)
+    reference_w = AutoModelForCausalLM.from_pretrained(root / "model").state_dict()
+    resumed_w = AutoModelForCausalLM.from_pretrained(resumed_root / "model").state_dict()
+    assert all(torch.allclose(v, resumed_w[k], atol=1e-6) for k, v in reference_w.items())
+    tags = resumed.model.policy.new_token_pieces
+    start = resumed.model.policy.model.get_input_embeddings().token_adapter.base_layer.weight
+    exported = resumed_w["model.embed_tokens.weight"]
+    assert exported.shape[0] == start.shape[0] and not torch.allclose(exported[list(tags)], start[list(tags)])
+
+
+def test_data_without_the_policys_added_tokens_fails_naming_both_settings(small_world, multi_token_model_dir, tmp_path):
+    args = fit_args(small_world, multi_token_model_dir, tmp_path) + [ADDED_TOKENS]
+    with pytest.raises(ValueError, match="policy.add_action_tokens and data.add_action_tokens differ"):
+        run_lightning_cli(args + ["--data.init_args.add_action_tokens=false"])

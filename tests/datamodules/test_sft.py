@@ -1,0 +1,27 @@
+"""SFTDataModule: its tokenizer is the policy's (added tags, chat template), so the ids it trains on are the policy's."""
+
+import json
+
+from coa.data.messages import Trajectory
+from coa.datamodules.sft import SFTDataModule
+from coa.masking import tokenize_chat
+from coa.policy import Policy
+from coa.prompts import PromptTemplate
+
+TEMPLATE = "{% for m in messages %}[{{ m['role'] }}] {{ m['content'] }}{{ eos_token }}{% endfor %}" \
+           "{% if add_generation_prompt %}[assistant] {% endif %}"
+RESPONSE = "<think> x <begin_search> Ada </end_search> <search_result> y </search_result> </think> \\boxed{ z }"
+
+
+def test_added_tags_and_chat_template_give_the_policys_ids(multi_token_model_dir, tmp_path):
+    settings = dict(chat_template=TEMPLATE, add_action_tokens=True)
+    path = tmp_path / "train.jsonl"
+    path.write_text(json.dumps({"messages": [{"role": "user", "content": "Q?"}, {"role": "assistant", "content": RESPONSE}]}))
+    data = SFTDataModule(str(path), tokenizer_path=str(multi_token_model_dir), prompt="short", **settings)
+    example = data.tokenize(Trajectory("t", "Q?", RESPONSE))
+    policy = Policy(str(multi_token_model_dir), **settings)
+    expected = tokenize_chat(policy.tokenizer, PromptTemplate("short").messages("Q?"), RESPONSE, True)
+    assert example == expected
+    tags = set(policy.new_token_pieces)
+    assert len(tags) == 6 and tags <= set(example.input_ids)  # every tag is one id in the training data
+    assert data.tokenizer.decode(example.input_ids).startswith("[user] ")

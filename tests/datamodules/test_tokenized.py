@@ -1,0 +1,31 @@
+"""Every datamodule loads its tokenizer with the policy's settings: `trust_remote_code` reaches custom tokenizer code."""
+
+import json
+
+import pytest
+
+from coa.datamodules.prompts import PromptDataModule
+from coa.datamodules.sft import SFTDataModule
+from coa.datamodules.sft1 import PairDataModule
+from coa.models.tokenizer import train_tokenizer
+
+CUSTOM_CODE = "from transformers import PreTrainedTokenizerFast\n\n\nclass CustomTokenizerFast(PreTrainedTokenizerFast):\n    pass\n"
+
+
+@pytest.fixture(scope="module")
+def remote_code_dir(tmp_path_factory):
+    """A tokenizer directory whose config asks for its own class (`auto_map`), as models with custom code ship."""
+    out = tmp_path_factory.mktemp("remote_code_tokenizer")
+    train_tokenizer(["some words to learn from"] * 10, vocab_size=280).save_pretrained(out)
+    config = json.loads((out / "tokenizer_config.json").read_text())
+    config["auto_map"] = {"AutoTokenizer": [None, "custom_tokenizer.CustomTokenizerFast"]}
+    (out / "tokenizer_config.json").write_text(json.dumps(config))
+    (out / "custom_tokenizer.py").write_text(CUSTOM_CODE)
+    return out
+
+
+@pytest.mark.parametrize("datamodule", [SFTDataModule, PairDataModule, PromptDataModule])
+@pytest.mark.parametrize("trust", [True, False])
+def test_trust_remote_code_reaches_the_tokenizer(remote_code_dir, datamodule, trust):
+    data = datamodule("unused.jsonl", tokenizer_path=str(remote_code_dir), prompt="short", trust_remote_code=trust)
+    assert (type(data.tokenizer).__name__ == "CustomTokenizerFast") is trust
