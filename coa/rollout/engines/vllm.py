@@ -129,6 +129,12 @@ class VLLMEngine(GenerationEngine):
 
         It starts from the weights on disk: call `sync_weights(policy)` before generating from a policy that trained.
         """
+        if getattr(policy, "new_token_pieces", None):
+            raise ValueError(
+                f"{policy.model_name_or_path}: policy.add_action_tokens added {len(policy.new_token_pieces)} tag tokens in "
+                "this run, and vLLM starts from the model directory on disk, which lacks their rows. Add the tags in an "
+                "earlier stage (SFT) and start this one from its export (the tags are tokens there; nothing is added again)"
+            )
         if settings.get("dtype") is None:
             settings["dtype"] = policy.dtype_name
         return cls(policy.model_name_or_path, policy.tokenizer, policy.trust_remote_code, **settings)

@@ -102,6 +102,13 @@ def test_from_policy_runs_in_the_policys_dtype_unless_told(monkeypatch, model_di
     assert seen[1][1] == {"dtype": "float16"}
 
 
+def test_from_policy_refuses_tags_added_in_this_run_since_vllm_loads_the_directory(multi_token_model_dir):
+    policy = Policy(str(multi_token_model_dir), add_action_tokens=True)
+    assert policy.new_token_pieces
+    with pytest.raises(ValueError, match="add_action_tokens added .* tag tokens in this run"):
+        VLLMEngine.from_policy(policy)
+
+
 def test_launcher_env_describes_a_world_of_one_and_is_restored(monkeypatch):
     monkeypatch.setattr(torch.cuda, "current_device", lambda: 0)
     for key in ("RANK", "WORLD_SIZE", "LOCAL_RANK", "MASTER_PORT"):
