@@ -15,7 +15,7 @@ from dataclasses import dataclass
 import torch
 from torch import Tensor
 from transformers import (
-    LogitsProcessorList,
+    LogitsProcessor,
     StoppingCriteria,
     SuppressTokensLogitsProcessor,
     TemperatureLogitsWarper,
@@ -88,7 +88,9 @@ def decode(
     stop_ids = torch.tensor(settings.stop_token_ids, dtype=torch.long, device=given.ids.device)
     cache = _cache_of(out)
     for step in range(settings.max_new_tokens):
-        scores = processors(sequences, out.logits[:, -1, :].float())
+        scores = out.logits[:, -1, :].float()
+        for processor in processors:  # called directly: LogitsProcessorList inspects signatures on every call
+            scores = processor(sequences, scores)
         if settings.temperature > 0:
             token = sample(scores.softmax(-1), generator)
         else:
@@ -115,14 +117,16 @@ def sample(probs: Tensor, generator: torch.Generator | None) -> Tensor:
     that is 0.03 ms instead of 0.35 ms for 8 x 2048, per decoded token.
     """
     cumulative = probs.double().cumsum(-1)
-    u = torch.rand((probs.shape[0], 1), generator=generator, device=probs.device, dtype=torch.float64)
-    token = torch.searchsorted(cumulative, u * cumulative[:, -1:], right=True).clamp_(max=probs.shape[-1] - 1)
-    # rounding can land past the last token of non-zero probability: never return a token that had none
-    return torch.where(probs.gather(1, token) > 0, token, probs.argmax(-1, keepdim=True)).squeeze(1)
+    total = cumulative[:, -1:]
+    u = torch.rand((probs.shape[0], 1), generator=generator, device=probs.device, dtype=torch.float64) * total
+    # strictly below the total (the product can round up to it): the first cumulative sum above u then
+    # belongs to a token of non-zero probability
+    u = torch.minimum(u, torch.nextafter(total, torch.zeros_like(total)))
+    return torch.searchsorted(cumulative, u, right=True).squeeze(1)
 
 
-def _processors(model: torch.nn.Module, settings: DecodeSettings) -> LogitsProcessorList:
-    processors = LogitsProcessorList()
+def _processors(model: torch.nn.Module, settings: DecodeSettings) -> list[LogitsProcessor]:
+    processors: list[LogitsProcessor] = []
     suppress = getattr(getattr(model, "generation_config", None), "suppress_tokens", None)
     if suppress:
         processors.append(SuppressTokensLogitsProcessor(suppress, device=next(model.parameters()).device))

@@ -99,6 +99,8 @@ class HFEngine(GenerationEngine):
     ) -> list[Generation]:
         device = next(self.model.parameters()).device
         batch = batch.to(device)
+        if batch.cache is None and batch.width > 1:
+            batch = self._prefill_repeated_prompts(batch)
         if decodes_leanly(self.model):
             sequences, cache = self._decode(batch, settings, generator)
         else:
@@ -108,6 +110,23 @@ class HFEngine(GenerationEngine):
         if self._cache is not None:
             self._cache.add(batch.cached_after(sequences.cpu(), cache, new, generations))
         return generations
+
+    def _prefill_repeated_prompts(self, batch: _Batch) -> _Batch:
+        """A prompt that several rows share (a GRPO group) is read once: its cache, up to the last token, is
+        copied to each of its rows, and decoding then reads only that last token."""
+        first_row: dict[tuple[int, ...], int] = {}
+        source = [first_row.setdefault(tuple(p), row) for row, p in enumerate(batch.prompts)]
+        if len(first_row) == len(batch.prompts):
+            return batch
+        unique = torch.tensor(list(first_row.values()), device=batch.ids.device)
+        out = self.model(
+            input_ids=batch.ids[unique, :-1], attention_mask=batch.attention[unique, :-1],
+            position_ids=batch.position_ids()[unique, :-1], use_cache=True, logits_to_keep=1,
+        )
+        cache = _output_cache(out)
+        rank = {row: i for i, row in enumerate(first_row.values())}
+        cache.batch_select_indices(torch.tensor([rank[r] for r in source], device=batch.ids.device))  # type: ignore[attr-defined]
+        return _Batch(batch.prompts, batch.ids, batch.attention, cache)
 
     def _decode(self, batch: _Batch, settings: SamplingSettings, generator: torch.Generator) -> tuple[Tensor, object]:
         watch = self._stop_watch(settings, batch.width, len(batch.prompts))
@@ -253,13 +272,15 @@ class StopStringWatch(StoppingCriteria):
         self.window = 4 * max(len(s) for s in stop_strings)  # tokens enough to spell any stop string
 
     def __call__(self, input_ids: torch.LongTensor, scores: torch.FloatTensor, **kwargs) -> torch.BoolTensor:
-        last = input_ids[:, -1].cpu()
-        for row in torch.nonzero(self.may_end[last] & ~self.done).flatten().tolist():
+        candidates = self.may_end[input_ids[:, -1].cpu()] & ~self.done
+        if not bool(candidates.any()):  # the common case: no row's last token can end a stop string
+            return self.done.to(input_ids.device)
+        for row in torch.nonzero(candidates).flatten().tolist():
             start = max(self.prompt_width, input_ids.shape[1] - self.window)
             tail = self.tokenizer.decode(input_ids[row, start:], skip_special_tokens=False)
             if any(s in tail for s in self.stop_strings):
                 self.done[row] = True
-        return self.done.to(input_ids.device).clone()
+        return self.done.to(input_ids.device)
 
 
 @lru_cache(maxsize=8)

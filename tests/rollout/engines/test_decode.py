@@ -75,3 +75,18 @@ def test_sampling_follows_the_probabilities_and_never_draws_a_zero_probability_t
     assert set(first.tolist()) == {1, 3} and set(second.tolist()) == {0, 2}
     assert abs((first == 3).float().mean().item() - 0.8) < 0.03
     assert abs((second == 0).float().mean().item() - 0.5) < 0.03
+
+
+def test_a_prompt_repeated_over_rows_is_read_once_and_gives_the_same_rows(multi_token_model_dir):
+    policy = _sharpened(multi_token_model_dir)
+    tok = policy.tokenizer
+    a, b = (tok.encode(t, add_special_tokens=False) for t in ("Who was born earlier, a or b?", "What is"))
+    engine = HFEngine(policy.model, tok)
+    settings = SamplingSettings(max_new_tokens=6)
+    alone = engine.generate([a, b], settings)
+    read: list[int] = []
+    hook = policy.model.register_forward_pre_hook(lambda m, args, kw: read.append(kw["input_ids"].numel()), with_kwargs=True)
+    grouped = engine.generate([a, a, a, b, b], settings)
+    hook.remove()
+    assert grouped == [alone[0]] * 3 + [alone[1]] * 2
+    assert read[0] == 2 * (len(a) - 1)  # the two distinct prompts, left-padded to the longer, minus the last token
