@@ -135,6 +135,7 @@ def test_a_seeded_tiny_run_raises_the_mean_reward(small_world, small_model_dir, 
     rewards = logged(root, "rollout/reward_mean")
     assert len(rewards) == 24
     first, last = sum(rewards[:4]) / 4, sum(rewards[-4:]) / 4
+    print(f"mean reward, steps 1-4: {first:.3f}; steps 21-24: {last:.3f}")  # quoted in closing notes (pytest -s)
     assert last > first + 0.1, rewards
 
 
@@ -158,6 +159,8 @@ def test_sigkill_mid_rl_then_resume_gives_the_same_rewards_and_weights(small_wor
     assert proc.returncode == -signal.SIGKILL and not (root / "model").exists()
 
     run_lightning_cli(args + ["--ckpt_path", "last"])
+    print(f"final reward: uninterrupted {logged(ref_root, 'rollout/reward_mean')[-1]}, killed at step 3 and resumed "
+          f"{logged(root, 'rollout/reward_mean')[-1]}")
     assert logged(root, "rollout/reward_mean")[-1] == pytest.approx(logged(ref_root, "rollout/reward_mean")[-1], abs=1e-9)
     ref_w = AutoModelForCausalLM.from_pretrained(ref_root / "model").state_dict()
     res_w = AutoModelForCausalLM.from_pretrained(root / "model").state_dict()
@@ -177,6 +180,8 @@ def test_rl1_makes_no_real_tool_call_and_logs_simulation_fidelity(small_world, s
     run_lightning_cli(rl_args(config, small_world, model_dir, root, 3) + [
         "--model.init_args.lr=1e-3", f"--data.init_args.train_path={qa}", "--data.init_args.batch_size=1",
     ])
+    print(f"simulated calls {sum(logged(root, 'rollout/simulated_calls')):.0f}, real calls "
+          f"{sum(logged(root, 'rollout/real_calls')):.0f}, sim_fidelity {logged(root, 'env/sim_fidelity')}")
     assert sum(logged(root, "rollout/simulated_calls")) > 0
     assert sum(logged(root, "rollout/real_calls")) == 0
     assert sum(logged(root, "env/fidelity_probes")) > 0
