@@ -1,4 +1,5 @@
-"""The `coa` command: Lightning's fit/validate/test on YAML configs, plus `world`, `eval`, `quickstart`, `serve-retriever`."""
+"""The `coa` command: Lightning's fit/validate/test on YAML configs, plus `world`, `eval`, `quickstart`, `pipeline`,
+`serve-retriever`."""
 
 from __future__ import annotations
 
@@ -21,6 +22,8 @@ commands:
   world build                       write an embedded world: coa world build --out DIR --seed N
   eval                              EM/F1 with search and closed-book: coa eval --model DIR --qa FILE --corpus FILE
   quickstart                        world -> tokenizer -> tiny model -> SFT2 -> SFT3 -> eval table
+  pipeline                          Table 1: every stage combination (SFT1..RL2) trained once, evaluated: --config configs/pipeline.yaml
+  pipeline table                    write Table 1 again from a finished run: coa pipeline table --run DIR
   serve-retriever                   BM25 over HTTP (Search-R1/FlashRAG protocol): --corpus FILE --port P
 
 `coa <command> --help` tells more."""
@@ -45,6 +48,10 @@ def main(argv: list[str] | None = None) -> None:
         from coa.commands.quickstart import main as quickstart_main
 
         quickstart_main(args[1:])
+    elif command == "pipeline":
+        from coa.commands.pipeline import main as pipeline_main
+
+        pipeline_main(args[1:])
     elif command == "serve-retriever":
         from coa.commands.serve_retriever import main as serve_retriever_main
 

@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import argparse
-import json
 import sys
 import time
 from dataclasses import dataclass, field
@@ -12,9 +11,8 @@ from pathlib import Path
 
 from omegaconf import OmegaConf
 
-from coa.models.tiny import TinyModelConfig, build_tiny_model
-from coa.models.tokenizer import train_tokenizer
-from coa.prompts import INSTRUCTIONS, extract_question
+from coa.models.from_world import build_tokenizer_and_model
+from coa.models.tiny import TinyModelConfig
 from coa.world.build import build_world
 from coa.world.config import WorldConfig
 
@@ -58,16 +56,6 @@ def load_config(path: str | None, overrides: list[str]) -> QuickstartConfig:
     config.world = WorldConfig(seed=config.seed, prompt="autocoa", **config.world)
     config.model = TinyModelConfig(seed=config.seed, **config.model)
     return config
-
-
-def build_tokenizer_and_model(world_dir: Path, config: QuickstartConfig) -> Path:
-    texts = [json.loads(line)["contents"] for line in open(world_dir / "corpus.jsonl", encoding="utf-8")]
-    for line in open(world_dir / "sft" / "train.jsonl", encoding="utf-8"):
-        messages = json.loads(line)["messages"]
-        texts += [extract_question(messages[0]["content"]), messages[-1]["content"]]
-    texts += list(INSTRUCTIONS.values())
-    tokenizer = train_tokenizer(texts, config.vocab_size)
-    return build_tiny_model(tokenizer, config.model, world_dir.parent / "model" / "init")
 
 
 def fit_stage(stage: str, model_dir: Path, world_dir: Path, out: Path, steps: int, config: QuickstartConfig) -> Path:
@@ -114,7 +102,7 @@ def run(config: QuickstartConfig) -> dict[str, dict]:
     print(f"[quickstart] world -> {world_dir}", flush=True)
     build_world(world_dir, config.world)
     print("[quickstart] tokenizer + tiny model", flush=True)
-    models = {"init": build_tokenizer_and_model(world_dir, config)}
+    models = {"init": build_tokenizer_and_model(world_dir, config.vocab_size, config.model, out / "model" / "init")}
     models["sft2"] = fit_stage("sft2", models["init"], world_dir, out, config.sft2_steps, config)
     if config.sft3_steps > 0:
         models["sft3"] = fit_stage("sft3", models["sft2"], world_dir, out, config.sft3_steps, config)

@@ -1,0 +1,54 @@
+"""Each row's final model through `coa eval` (search and closed-book on the held-out questions), cached per row."""
+
+from __future__ import annotations
+
+import json
+import time
+from dataclasses import asdict
+from pathlib import Path
+
+from coa.pipeline.config import PipelineConfig
+from coa.pipeline.markers import is_done, write_marker
+from coa.pipeline.spec import StageNode
+
+METRICS_FILE = "metrics.json"
+
+
+def eval_dir(out: Path, node: StageNode) -> Path:
+    return out / "eval" / node.key
+
+
+def read_metrics(folder: Path) -> dict:
+    """`{"<mode>/<group>": {...}}` from a finished `coa eval` folder."""
+    path = folder / METRICS_FILE
+    if not path.is_file():
+        raise FileNotFoundError(f"{path}: no evaluation here; run `coa pipeline` to evaluate this row")
+    return json.loads(path.read_text(encoding="utf-8"))["metrics"]
+
+
+def eval_fingerprint(config: PipelineConfig, questions: str, corpus: str | None, topk: int, stage_fingerprint: dict) -> dict:
+    """What decides a row's evaluation: its model's stage, the questions, the corpus and the eval settings."""
+    settings = {**asdict(config.eval), "topk": topk}
+    return {"stage": stage_fingerprint, "questions": questions, "corpus": corpus, "eval": settings}
+
+
+def is_evaluated(out: Path, node: StageNode, fingerprint: dict) -> bool:
+    return is_done(eval_dir(out, node), fingerprint)
+
+
+def evaluate_row(
+    config: PipelineConfig, node: StageNode, out: Path, questions: str, corpus: str | None, topk: int, fingerprint: dict
+) -> dict:
+    """`coa eval` of the model trained at `node` into out/eval/<path>/; its metrics."""
+    from coa.commands.evaluate import evaluate_model
+
+    folder = eval_dir(out, node)
+    start = time.time()
+    e = config.eval
+    evaluate_model(
+        model_dir=str(out / node.key / "model"), qa_path=questions, corpus_path=corpus, topk=topk, tool=e.tool,
+        prompt=e.prompt, max_actions=e.max_actions, max_new_tokens=e.max_new_tokens, batch_size=e.batch_size,
+        limit=e.limit, per_source=e.per_source, modes=tuple(e.modes), out_dir=str(folder), torch_threads=config.torch_threads,
+    )
+    write_marker(folder, fingerprint, seconds=round(time.time() - start, 1))
+    return read_metrics(folder)

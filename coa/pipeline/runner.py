@@ -1,0 +1,175 @@
+"""`coa pipeline`: every stage of the rows' tree once (finished ones skipped, killed ones resumed), each row
+evaluated once, then Table 1."""
+
+from __future__ import annotations
+
+import json
+import secrets
+import time
+from dataclasses import dataclass, field
+from pathlib import Path
+
+from coa.data.atomic import atomic_open
+from coa.pipeline.config import PipelineConfig, stage_settings, to_yaml
+from coa.pipeline.launch import LAUNCH, StageFailed
+from coa.pipeline.markers import changed_keys, read_marker, write_marker
+from coa.pipeline.prepare import eval_questions, eval_topk, prepare_base_model, prepare_world, stage_data
+from coa.pipeline.progress import Progress, format_duration
+from coa.pipeline.report import collect_rows, log_wandb_table, write_table
+from coa.pipeline.row_eval import eval_fingerprint, evaluate_row, is_evaluated
+from coa.pipeline.spec import StageNode, parse_row, row_label, rows_served, stage_tree
+from coa.pipeline.stage_args import StageData, fingerprint, max_steps, stage_args, stage_dir
+
+STATE_FILE = "pipeline.json"  # the W&B group, kept so a resumed pipeline logs into the same one
+CONFIG_FILE = "pipeline.yaml"  # the settings of the latest finished run (`coa pipeline table --run DIR` reads them)
+STARTED_FILE = "stage.json"  # in a stage folder: the fingerprint and arguments it started with
+
+
+@dataclass
+class PipelineResult:
+    """What a run did: stage paths trained (or resumed) and skipped, rows evaluated now, the table."""
+
+    trained: list[str] = field(default_factory=list)
+    skipped: list[str] = field(default_factory=list)
+    evaluated: list[str] = field(default_factory=list)
+    table: str = ""
+    seconds: float = 0.0
+
+
+@dataclass
+class Context:
+    """What every stage of one run shares."""
+
+    config: PipelineConfig
+    out: Path
+    base_model: str
+    data: StageData
+    root: dict  # fingerprints of the base model and the world
+    group: str
+    progress: Progress
+
+
+def log(message: str) -> None:
+    print(f"[pipeline] {message}", flush=True)
+
+
+def wandb_group(config: PipelineConfig, out: Path) -> str:
+    """The run's W&B group: the config's, else the one this folder got on its first run, else a new one."""
+    state_path = out / STATE_FILE
+    state = json.loads(state_path.read_text(encoding="utf-8")) if state_path.is_file() else {}
+    group = config.wandb.group or state.get("group") or f"pipeline-{out.resolve().name}-{secrets.token_hex(3)}"
+    if state.get("group") != group:
+        with atomic_open(state_path) as f:
+            json.dump({**state, "group": group}, f, indent=2)
+    return group
+
+
+def run_pipeline(config: PipelineConfig) -> PipelineResult:
+    """Trains what the rows need, evaluates each row, writes Table 1 under `config.out`."""
+    out = Path(config.out)
+    out.mkdir(parents=True, exist_ok=True)
+    progress = Progress({name: stage_settings(config, name).seconds_per_step for name in config.stages})
+    world, world_fingerprint = prepare_world(config, out)
+    base_model, base_fingerprint = prepare_base_model(config, out, world, world_fingerprint)
+    ctx = Context(config, out, base_model, stage_data(config, world),
+                  {"base_model": base_fingerprint, "world": world_fingerprint}, wandb_group(config, out), progress)
+    result = PipelineResult()
+    nodes = stage_tree(config.rows)
+    for i, node in enumerate(nodes):
+        ran = run_stage(ctx, node, nodes[i + 1:], f"{i + 1}/{len(nodes)}")
+        (result.trained if ran else result.skipped).append(node.key)
+    evaluate_rows(ctx, world, result)
+    rows = collect_rows(config, out)
+    result.table = write_table(config, out, rows)
+    with atomic_open(out / CONFIG_FILE) as f:
+        f.write(to_yaml(config))
+    if config.wandb.enabled and (result.trained or result.evaluated or not (out / "wandb").is_dir()):
+        log_wandb_table(config, out, rows, ctx.group)
+    result.seconds = progress.elapsed()
+    log(f"done in {format_duration(result.seconds)}: trained {len(result.trained)} stages, skipped {len(result.skipped)}; "
+        f"Table 1 in {out}/table.md|csv|png\n\n{result.table}")
+    return result
+
+
+def run_stage(ctx: Context, node: StageNode, later: list[StageNode], position: str) -> bool:
+    """Trains `node` unless its finished export is there; resumes from its last checkpoint if one is. True if it ran."""
+    folder = stage_dir(ctx.out, node)
+    expected = fingerprint(ctx.config, node, ctx.root, ctx.data)
+    served = ", ".join(rows_served(node, ctx.config.rows))
+    marker = read_marker(folder)
+    if marker is not None and (folder / "model").is_dir():
+        check_same(folder, node, marker["fingerprint"], expected, later)
+        log(f"stage {position} {node.key}: done before, skipped ({folder / 'model'}; rows {served})")
+        return False
+    started = read_started(folder)
+    if started is not None:
+        check_same(folder, node, started, expected, later)
+    args = stage_args(ctx.config, node, ctx.out, ctx.base_model, ctx.data, ctx.group)
+    last = folder / "checkpoints" / "last.ckpt"
+    resume = last.is_file()
+    if resume:
+        args.append(f"--ckpt_path={last}")
+    write_started(folder, expected, args)
+    steps = max_steps(ctx.config, node.stage)
+    remaining = [(n.stage, max_steps(ctx.config, n.stage)) for n in [node, *later] if read_marker(stage_dir(ctx.out, n)) is None]
+    how = f"resumes from {last}" if resume else f"{steps} steps from {node.parent.key if node.parent else ctx.base_model}"
+    log(f"stage {position} {node.key} ({row_label(node.path)}): {how}; rows {served} | {ctx.progress.line(remaining)}")
+    start = time.time()
+    LAUNCH[ctx.config.launcher](args)
+    seconds = time.time() - start
+    if not (folder / "model").is_dir():
+        raise StageFailed(f"stage {node.key} finished without an export in {folder / 'model'}; "
+                          f"delete {last} to train it afresh")
+    write_marker(folder, expected, seconds=round(seconds, 1), steps=steps, resumed=resume, finished_at=time.time())
+    if not resume:
+        ctx.progress.record(node.stage, steps, seconds)
+    log(f"stage {position} {node.key}: trained in {format_duration(seconds)} -> {folder / 'model'}")
+    return True
+
+
+def read_started(folder: Path) -> dict | None:
+    path = folder / STARTED_FILE
+    return json.loads(path.read_text(encoding="utf-8"))["fingerprint"] if path.is_file() else None
+
+
+def write_started(folder: Path, expected: dict, args: list[str]) -> None:
+    with atomic_open(folder / STARTED_FILE) as f:
+        json.dump({"fingerprint": expected, "args": args}, f, indent=2)
+
+
+def check_same(folder: Path, node: StageNode, found: dict, expected: dict, later: list[StageNode]) -> None:
+    """A stage folder written with other settings is neither reused nor resumed: say what changed and the fix."""
+    changed = changed_keys(found, json.loads(json.dumps(expected)))
+    if changed:
+        after = [n.key for n in later if n.path[: len(node.path)] == node.path]
+        raise ValueError(
+            f"pipeline: {folder} was trained with other settings (changed: {', '.join(changed)}); delete it"
+            + (f" and the stages built on it ({', '.join(after)})" if after else "")
+            + ", or choose another `out`"
+        )
+
+
+def trained_model(ctx: Context, node: StageNode) -> dict:
+    """What decided a stage's export, and when it was written (a stage trained again is evaluated again)."""
+    finished_at = read_marker(stage_dir(ctx.out, node))["finished_at"]
+    return {**fingerprint(ctx.config, node, ctx.root, ctx.data), "finished_at": finished_at}
+
+
+def evaluate_rows(ctx: Context, world: Path | None, result: PipelineResult) -> None:
+    """Each row's final model on the held-out questions; a finished evaluation is reused."""
+    questions, topk = eval_questions(ctx.config, world), eval_topk(ctx.config, world)
+    nodes = [StageNode(parse_row(row)) for row in ctx.config.rows]
+    expected = [eval_fingerprint(ctx.config, questions, ctx.data.corpus, topk, trained_model(ctx, n)) for n in nodes]
+    todo = [i for i, (n, e) in enumerate(zip(nodes, expected)) if not is_evaluated(ctx.out, n, e)]
+    spent: list[float] = []
+    for i, node in enumerate(nodes):
+        where = f"eval {i + 1}/{len(nodes)} {row_label(node.path)} ({node.key})"
+        if i not in todo:
+            log(f"{where}: done before, skipped")
+            continue
+        left = f", ~{format_duration(sum(spent) / len(spent) * (len(todo) - len(spent)))} of evaluation left" if spent else ""
+        log(f"{where} on {questions} | {format_duration(ctx.progress.elapsed())} so far{left}")
+        start = time.time()
+        evaluate_row(ctx.config, node, ctx.out, questions, ctx.data.corpus, topk, expected[i])
+        spent.append(time.time() - start)
+        result.evaluated.append(node.key)

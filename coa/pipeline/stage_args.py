@@ -1,0 +1,120 @@
+"""The `coa fit` command line of one stage run: its YAML, its parent's export, its data, its folder, its W&B run."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from pathlib import Path
+
+import yaml
+from omegaconf import OmegaConf
+
+from coa.data.atomic import atomic_open
+from coa.pipeline.config import PipelineConfig, packaged_config, stage_settings
+from coa.pipeline.overrides import merge_overrides
+from coa.pipeline.spec import StageNode
+
+POLICY_PATH = "model.init_args.policy.init_args.model_name_or_path"
+STAGE_CONFIG = "stage_config.yaml"  # in a stage folder: the stage YAML `coa fit` ran with
+
+
+@dataclass(frozen=True)
+class StageData:
+    """The files the stages read (resolved from the world or the config's `data`)."""
+
+    corpus: str | None
+    pairs_train: str | None
+    pairs_dev: str | None
+    sft_train: str | None
+    sft_dev: str | None
+    rl_train: str | None
+
+
+def stage_dir(out: Path, node: StageNode) -> Path:
+    return out / node.key
+
+
+def init_model(out: Path, node: StageNode, base_model: str) -> str:
+    """What the stage starts from: its parent's export, or the base model for a first stage."""
+    return str(stage_dir(out, node.parent) / "model") if node.parent else base_model
+
+
+def stage_yaml(config: PipelineConfig, stage: str) -> Path:
+    return Path(stage_settings(config, stage).config or packaged_config(f"{stage}.yaml"))
+
+
+def max_steps(config: PipelineConfig, stage: str) -> int:
+    """The stage's optimizer steps: the pipeline's setting, else its YAML's trainer.max_steps."""
+    steps = stage_settings(config, stage).max_steps
+    return steps if steps is not None else int(OmegaConf.load(stage_yaml(config, stage)).trainer.max_steps)
+
+
+def checkpoint_every(config: PipelineConfig, stage: str) -> int:
+    every = stage_settings(config, stage).checkpoint_every_n_steps
+    return every if every is not None else max(1, max_steps(config, stage) // 4)
+
+
+DATA_FIELDS = {"sft1": ("pairs_train", "pairs_dev"), "sft2": ("sft_train", "sft_dev"), "sft3": ("sft_train", "sft_dev"),
+               "rl1": ("rl_train", None), "rl2": ("rl_train", None)}
+
+
+def data_args(stage: str, data: StageData) -> list[str]:
+    """SFT1 reads pairs, SFT2/3 trajectories, the RL stages questions (and their BM25 tools the corpus, when given)."""
+    train_field, val_field = DATA_FIELDS[stage]
+    if getattr(data, train_field) is None:
+        raise ValueError(f"pipeline: stage {stage} needs data.{train_field}: set it, or give a world that has the file")
+    args = [f"--data.init_args.train_path={getattr(data, train_field)}"]
+    if val_field and getattr(data, val_field):
+        args.append(f"--data.init_args.val_path={getattr(data, val_field)}")
+    return args + ([f"--corpus={data.corpus}"] if stage.startswith("rl") and data.corpus else [])
+
+
+def logger_args(config: PipelineConfig, node: StageNode, group: str) -> list[str]:
+    """One W&B run per stage, named by its path, all in the pipeline's group."""
+    if not config.wandb.enabled:
+        return ["--trainer.logger=false"]
+    logger = "--trainer.logger.init_args"
+    return [f"{logger}.project={config.wandb.project}", f"{logger}.name={node.key}", f"{logger}.group={group}"]
+
+
+def write_stage_config(config: PipelineConfig, node: StageNode, out: Path) -> Path:
+    """The stage's YAML with the pipeline's `overrides` merged in, written to out/<path>/stage_config.yaml."""
+    source = stage_yaml(config, node.stage)
+    base = yaml.safe_load(source.read_text(encoding="utf-8"))
+    merged = merge_overrides(base, stage_settings(config, node.stage).overrides)
+    path = stage_dir(out, node) / STAGE_CONFIG
+    with atomic_open(path) as f:
+        f.write(f"# {source} with the pipeline's stages.{node.stage}.overrides\n")
+        yaml.safe_dump(merged, f, sort_keys=False)
+    return path
+
+
+def stage_args(config: PipelineConfig, node: StageNode, out: Path, base_model: str, data: StageData, group: str) -> list[str]:
+    """`coa fit` arguments (after "fit") that train `node` from its parent's export into out/<path>/."""
+    settings = stage_settings(config, node.stage)
+    args = [
+        "--config", str(write_stage_config(config, node, out)),
+        f"--seed_everything={config.seed}",
+        f"--trainer.default_root_dir={stage_dir(out, node)}",
+        f"--trainer.max_steps={max_steps(config, node.stage)}",
+        f"--trainer.callbacks.init_args.every_n_train_steps={checkpoint_every(config, node.stage)}",
+        f"--{POLICY_PATH}={init_model(out, node, base_model)}",
+        *data_args(node.stage, data),
+        *logger_args(config, node, group),
+    ]
+    if config.keep_checkpoints is not None:
+        args.append(f"--trainer.callbacks.init_args.save_top_k={config.keep_checkpoints}")
+    if config.torch_threads:
+        args.append(f"--torch_threads={config.torch_threads}")
+    return args + list(settings.args)
+
+
+def fingerprint(config: PipelineConfig, node: StageNode, root: dict, data: StageData) -> dict:
+    """What decides a stage's weights (its settings, its data, its parent's fingerprint; `root` for the base
+    model and the world); a finished stage is reused only while this stays the same."""
+    settings = stage_settings(config, node.stage)
+    parent = fingerprint(config, node.parent, root, data) if node.parent else root
+    return {
+        "path": node.key, "config": settings.config or f"configs/{node.stage}.yaml", "seed": config.seed,
+        "max_steps": max_steps(config, node.stage), "overrides": settings.overrides, "args": list(settings.args),
+        "data": data_args(node.stage, data), "parent": parent,
+    }

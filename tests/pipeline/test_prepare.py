@@ -1,0 +1,48 @@
+"""What the stages read: the world's files unless the config names others; RL takes the world's RL split."""
+
+import pytest
+
+from coa.pipeline.prepare import eval_questions, eval_topk, missing_data, prepare_world, stage_data
+
+from tiny_pipeline import tiny_settings, to_config
+
+
+def test_a_world_without_an_rl_split_gives_rl_its_training_questions(small_world, tmp_path):
+    config = to_config({**tiny_settings(tmp_path), "world_dir": str(small_world)})
+    data = stage_data(config, small_world)
+    assert data.rl_train == str(small_world / "qa" / "train.jsonl")  # the shared small world has no qa/rl.jsonl
+    assert data.pairs_train == str(small_world / "pairs" / "train.json") and data.corpus == str(small_world / "corpus.jsonl")
+    assert eval_questions(config, small_world) == str(small_world / "qa" / "test.jsonl")
+    assert eval_topk(config, small_world) == 1  # the world's own, from its world_config.jsonl
+
+
+def test_given_paths_win_over_the_world(small_world, tmp_path):
+    settings = {**tiny_settings(tmp_path), "world_dir": str(small_world), "data": {"rl_train": "my/rl.parquet", "test": "t.parquet"}}
+    config = to_config(settings)
+    assert stage_data(config, small_world).rl_train == "my/rl.parquet"
+    assert eval_questions(config, small_world) == "t.parquet"
+
+
+def test_a_given_model_with_all_its_data_needs_no_world(tmp_path):
+    data = {"corpus": "c.jsonl", "sft_train": "s.jsonl", "rl_train": "train.parquet", "test": "test.parquet"}
+    config = to_config({**tiny_settings(tmp_path, rows=["sft2-rl2"]), "base_model": "org/model", "data": data})
+    assert missing_data(config) == []
+    assert prepare_world(config, tmp_path) == (None, {})
+    assert missing_data(to_config({**tiny_settings(tmp_path, rows=["sft1-sft2"]), "data": data})) == ["pairs_train"]
+
+
+def test_a_given_world_must_hold_the_files(tmp_path):
+    config = to_config({**tiny_settings(tmp_path), "world_dir": str(tmp_path / "nowhere")})
+    with pytest.raises(ValueError, match="lacks .*corpus.jsonl.*coa world build --out"):
+        prepare_world(config, tmp_path)
+
+
+def test_a_built_world_is_reused_and_never_rebuilt_under_trained_stages(tmp_path, capsys):
+    settings = tiny_settings(tmp_path)
+    world, fingerprint = prepare_world(to_config(settings), tmp_path)
+    assert (world / "qa" / "rl.jsonl").is_file() and fingerprint["persons"] == 40
+    assert prepare_world(to_config(settings), tmp_path) == (world, fingerprint)
+    assert "world: built before, reused" in capsys.readouterr().out
+    changed = {**settings, "world": {**settings["world"], "train": 300}}
+    with pytest.raises(ValueError, match=r"world\) was built with other settings \(changed: train\)"):
+        prepare_world(to_config(changed), tmp_path)
