@@ -20,7 +20,8 @@ USAGE = """usage: coa <command> [options]
 commands:
   fit | validate | test | predict   Lightning on a YAML config: coa fit --config configs/sft2.yaml [--key=value ...]
   world build                       write an embedded world: coa world build --out DIR --seed N
-  eval                              EM/F1 with search and closed-book: coa eval --model DIR --qa FILE --corpus FILE
+  eval                              EM/F1/lenient per question kind or benchmark, with search, closed-book or naive RAG:
+                                    coa eval --model DIR --qa FILE [FILE ...] --corpus FILE [--modes ...] [--per_source N]
   quickstart                        world -> tokenizer -> tiny model -> SFT2 -> SFT3 -> eval table
   pipeline                          Table 1: every stage combination (SFT1..RL2) trained once, evaluated: --config configs/pipeline.yaml
   pipeline table                    write Table 1 again from a finished run: coa pipeline table --run DIR
