@@ -17,8 +17,9 @@ load hits both alike; the load average is recorded before and after each run. A 
 gap between the starts of consecutive steps (Lightning on_train_batch_start, TRL on_step_begin); the
 first `--warmup` steps are dropped. "CPU s/step" is the same gap in this process's CPU time
 (`time.process_time`, one torch thread): other jobs on the shared cores stretch the wall time, much
-less the CPU time, so its ratio is the steadier one. "generate" is the time inside the model's
-`generate` (both sides call transformers' generate; the bench wraps the model instance's method),
+less the CPU time, so its ratio is the steadier one. "generate" is the time inside generation: TRL's
+call of the model's `generate` (the bench wraps the model instance's method), coa's decoding loop
+(`coa.rollout.engines.decode.decode`, or `generate` for generation configs that need it),
 "rollout" (coa only) is the RolloutCallback's whole hook: generation, reward, collation, metrics.
 """
 
@@ -145,7 +146,10 @@ class Clock:
 
     def wrap_generate(self, model) -> None:
         """Times every `model.generate` call (the instance's method only; transformers is not touched)."""
-        inner = model.generate
+        model.generate = self.timed(model.generate)
+
+    def timed(self, inner):
+        """`inner`, adding the seconds spent in it to the current step's generation time."""
 
         def timed(*args, **kwargs):
             start = time.perf_counter()
@@ -155,7 +159,7 @@ class Clock:
                 if self.generate_s:
                     self.generate_s[-1] += time.perf_counter() - start
 
-        model.generate = timed
+        return timed
 
     def steps(self, warmup: int) -> list[dict]:
         """Measured steps: the gap to the next start (wall and this process's CPU) and its generate / rollout seconds."""
@@ -185,8 +189,11 @@ def run_coa(model_dir: Path, qa: Path, num_steps: int, clock: Clock) -> dict:
         def on_train_batch_start(self, trainer, pl_module, batch, batch_idx):
             clock.rollout_s[-1] = time.perf_counter() - clock._rollout_start
 
+    import coa.rollout.engines.hf as hf_engine
+
     policy = Policy(str(model_dir))
-    clock.wrap_generate(policy.model)
+    clock.wrap_generate(policy.model)  # models whose generation config needs transformers' generate
+    hf_engine.decode = clock.timed(hf_engine.decode)  # coa's own decoding loop, used otherwise
     module = GRPOModule(policy, lr=LR, warmup_steps=0, clip_eps=0.2, kl_coef=BETA, scale_advantages=False,
                         loss_aggregation="token_mean", updates_per_batch=1, max_grad_norm=1.0)
     data = PromptDataModule(str(qa), tokenizer_path=str(model_dir), batch_size=1, prompt="short")
