@@ -96,16 +96,17 @@ def overfit(model_dir: Path, trajectories: list[tuple[str, str]], steps: int, ou
 
 
 class Timers:
-    """Wraps the model's `generate` / `forward`, the tool's `call` and StopStringWatch; sums seconds per part."""
+    """Wraps the engine's generation of a micro-batch, the model's `forward`, the tool's `call` and StopStringWatch;
+    sums seconds per part."""
 
-    def __init__(self, model: torch.nn.Module, tool: BM25Search) -> None:
+    def __init__(self, model: torch.nn.Module, engine: HFEngine, tool: BM25Search) -> None:
         self.seconds = {"generate": 0.0, "prefill": 0.0, "prefill_first": 0.0, "tool": 0.0, "stop_watch": 0.0}
         self.generate_calls = 0
         self.forwards = 0  # model forwards: 1 prefill + decode steps per generate call
         self.widths: list[str] = []  # "rows x decode steps" of each generate call
         self._first_forward = False
-        inner_generate = model.generate
-        model.generate = lambda *a, **k: self._on_generate(lambda: inner_generate(*a, **k), k)
+        inner_generate = engine._generate_batch  # one micro-batch: shared-prompt prefill, decoding loop, cut
+        engine._generate_batch = lambda batch, *a: self._on_generate(lambda: inner_generate(batch, *a), batch.ids.shape[0])
         self._wrap(model, "forward", self._on_forward)
         self._wrap(tool, "call", lambda fn: self._timed("tool", fn))
         watch = StopStringWatch.__call__
@@ -129,12 +130,12 @@ class Timers:
         finally:
             self.seconds[key] += time.perf_counter() - start
 
-    def _on_generate(self, fn, kwargs):
+    def _on_generate(self, fn, rows: int):
         self._first_forward = True
         self.generate_calls += 1
         forwards = self.forwards
         out = self._timed("generate", fn)
-        self.widths.append(f"{kwargs['input_ids'].shape[0]}x{self.forwards - forwards - 1}")
+        self.widths.append(f"{rows}x{self.forwards - forwards - 1}")
         return out
 
     def _on_forward(self, fn):
@@ -178,8 +179,8 @@ def main(argv: list[str] | None = None) -> None:
         policy = Policy(str(model_dir))
         policy.model.eval()
         tool = BM25Search(str(work / "world" / "corpus.jsonl"), topk=1)
-        timers = Timers(policy.model, tool)
         engine = HFEngine(policy.model, policy.tokenizer, batch_size=args.prompts)
+        timers = Timers(policy.model, engine, tool)
         settings = RolloutSettings(max_actions=5, max_turn_tokens=256, max_response_tokens=1024, temperature=0.0)
         runner = RolloutRunner(engine, RealEnvironment(tool), policy.tokenizer, AUTOCOA, settings)
         template = PromptTemplate("short")
