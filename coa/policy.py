@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import os
-import re
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
@@ -15,21 +14,12 @@ from coa.models.action_tokens import (
     action_format_of, action_token_ids, add_tag_tokens, grow_embeddings, trainable_token_modules,
 )
 from coa.models.loading import load_tokenizer
+from coa.models.source import HOW_TO_BUILD, check_model_dir, hub_cache_only
 from coa.shared_prefix import PromptGroups, shared_prefix_outputs, split_shared_prefix
 
 DTYPES = {"float32": torch.float32, "bfloat16": torch.bfloat16, "float16": torch.float16}
-WEIGHT_FILES = (
-    "model.safetensors", "model.safetensors.index.json", "pytorch_model.bin", "pytorch_model.bin.index.json",
-)
-TOKENIZER_FILES = ("tokenizer.json", "tokenizer_config.json")
 NON_REENTRANT = {"use_reentrant": False}  # gradients reach LoRA weights behind frozen layers
-HUB_ID = re.compile(r"^[A-Za-z0-9][\w.-]*(/[\w.-]+)?$")
-HUB_CONNECT_TIMEOUT_S = 2.0  # a reachable hub answers in well under a second; no network fails at once or here
 HEAD_EXTRAS = ("final_logit_softcapping", "logit_scale", "logits_scaling")  # heads that are more than a linear map
-HOW_TO_BUILD = (
-    "build a local model with `coa quickstart` (or `coa world build`, which trains a tokenizer and saves a tiny "
-    "model), or pass a directory written by `save_pretrained` (model + tokenizer) or a Hugging Face hub id"
-)
 
 
 @dataclass(frozen=True)
@@ -177,8 +167,8 @@ class Policy(torch.nn.Module):
         self.add_action_tokens = add_action_tokens
         self._reference: torch.nn.Module | None = None  # set by object.__setattr__: not a submodule
 
-        _check_model_dir(self.model_name_or_path)
-        self.local_files_only = not Path(self.model_name_or_path).exists() and _hub_cache_only(self.model_name_or_path)
+        check_model_dir(self.model_name_or_path)
+        self.local_files_only = not Path(self.model_name_or_path).exists() and hub_cache_only(self.model_name_or_path)
         self.tokenizer = load_tokenizer(self.model_name_or_path, trust_remote_code, self.local_files_only, chat_template)
         self.action_format = action_format_of(self.model_name_or_path)
         self.new_token_pieces = add_tag_tokens(self.tokenizer, self.action_format) if add_action_tokens else {}
@@ -413,59 +403,6 @@ def _logits(model: torch.nn.Module, input_ids: Tensor, attention_mask: Tensor) -
     position_ids = position_ids_from_mask(attention_mask)
     out = model(input_ids=input_ids, attention_mask=attention_mask, position_ids=position_ids, use_cache=False)
     return out.logits
-
-
-def _check_model_dir(path: str) -> None:
-    """Raises a ValueError naming the missing files when `path` is meant as a local directory."""
-    local = Path(path)
-    if not local.exists():
-        if HUB_ID.match(path) and not path.startswith("."):
-            return  # a hub id: from_pretrained resolves it
-        raise ValueError(f"policy.model_name_or_path={path!r}: no such directory; {HOW_TO_BUILD}")
-    if not local.is_dir():
-        raise ValueError(f"policy.model_name_or_path={path!r} is a file, not a model directory; {HOW_TO_BUILD}")
-    missing = []
-    if not (local / "config.json").exists():
-        missing.append("config.json")
-    if not any((local / name).exists() for name in WEIGHT_FILES):
-        missing.append(" or ".join(WEIGHT_FILES))
-    if not any((local / name).exists() for name in TOKENIZER_FILES):
-        missing.append(" or ".join(TOKENIZER_FILES))
-    if missing:
-        raise ValueError(f"policy.model_name_or_path={path!r} is missing {'; '.join(missing)}; {HOW_TO_BUILD}")
-
-
-def hub_reachable(timeout_s: float = HUB_CONNECT_TIMEOUT_S) -> bool:
-    """False in huggingface_hub's offline mode (HF_HUB_OFFLINE=1) or when its endpoint gives no answer in `timeout_s`.
-
-    The probe is one HEAD request through huggingface_hub's own session (its proxies and headers), without retries.
-    """
-    from huggingface_hub import constants, get_session, is_offline_mode
-
-    if is_offline_mode():
-        return False
-    try:
-        get_session().head(constants.ENDPOINT, timeout=timeout_s)
-    except Exception:  # no DNS, refused, timed out, proxy error: whichever it is, the hub cannot be reached
-        return False
-    return True
-
-
-def _hub_cache_only(model_id: str) -> bool:
-    """True when the hub cannot be reached but `model_id` is in the local hub cache (load it from there, no retries).
-
-    Raises a ValueError with the download command when it can neither be reached nor found in the cache.
-    """
-    from huggingface_hub import try_to_load_from_cache
-
-    if hub_reachable():
-        return False
-    if isinstance(try_to_load_from_cache(model_id, "config.json"), str):
-        return True
-    raise ValueError(
-        f"policy.model_name_or_path={model_id!r} is no local directory and the Hugging Face hub cannot be reached "
-        f"(offline); download it on a machine with a network (hf download {model_id} --local-dir DIR) and pass DIR"
-    )
 
 
 def _enable_gradient_checkpointing(model: torch.nn.Module) -> None:

@@ -2,10 +2,7 @@
 
 import math
 import shutil
-import socket
-import threading
 import time
-from http.server import BaseHTTPRequestHandler, HTTPServer
 from pathlib import Path
 
 import pytest
@@ -14,7 +11,7 @@ import torch
 from coa.models.tiny import TinyModelConfig, build_tiny_model
 from coa.models.tokenizer import train_tokenizer
 from coa.policy import (
-    LoraSettings, Policy, gather_logprobs, hub_reachable, masked_sequence_logprobs, scatter_sequence_logprobs,
+    LoraSettings, Policy, gather_logprobs, masked_sequence_logprobs, scatter_sequence_logprobs,
 )
 
 TEXTS = [
@@ -276,46 +273,6 @@ def test_hub_id_offline_loads_from_the_hub_cache(model_dir, tmp_path, monkeypatc
     assert cached.local_files_only
     ids, attn = batch(cached)
     torch.testing.assert_close(cached(ids, attn), Policy(str(model_dir))(ids, attn))
-
-
-class _Ok(BaseHTTPRequestHandler):
-    def do_HEAD(self) -> None:
-        self.send_response(200)
-        self.end_headers()
-
-    def log_message(self, *args) -> None:
-        pass
-
-
-@pytest.mark.parametrize("answers", [True, False], ids=["answers", "silent"])
-def test_hub_reachable_asks_the_endpoint_and_gives_up_after_the_timeout(monkeypatch, answers):
-    from huggingface_hub import constants
-
-    server = HTTPServer(("127.0.0.1", 0), _Ok)
-    if answers:
-        threading.Thread(target=server.handle_request, daemon=True).start()
-    # silent: the kernel accepts the connection into the listen queue, nobody ever reads or answers it
-    monkeypatch.setattr(constants, "HF_HUB_OFFLINE", False)
-    monkeypatch.setattr(constants, "ENDPOINT", f"http://127.0.0.1:{server.server_address[1]}")
-    start = time.perf_counter()
-    try:
-        assert hub_reachable(timeout_s=0.5) is answers
-    finally:
-        server.server_close()
-    assert time.perf_counter() - start < 2
-
-
-def test_hub_reachable_is_false_at_once_for_a_refused_connection(monkeypatch):
-    from huggingface_hub import constants
-
-    with socket.socket() as closed:
-        closed.bind(("127.0.0.1", 0))
-        port = closed.getsockname()[1]  # bound, never listening: connections are refused
-        monkeypatch.setattr(constants, "HF_HUB_OFFLINE", False)
-        monkeypatch.setattr(constants, "ENDPOINT", f"http://127.0.0.1:{port}")
-        start = time.perf_counter()
-        assert not hub_reachable(timeout_s=5)
-        assert time.perf_counter() - start < 1
 
 
 @pytest.mark.parametrize(
