@@ -13,6 +13,7 @@ from torch import Tensor
 from coa.models.action_tokens import (
     action_format_of, action_token_ids, add_tag_tokens, grow_embeddings, trainable_token_modules,
 )
+from coa.models.forward_args import position_ids_from_mask
 from coa.models.loading import load_tokenizer
 from coa.models.source import HOW_TO_BUILD, check_model_dir, hub_cache_only
 from coa.shared_prefix import PromptGroups, shared_prefix_outputs, split_shared_prefix
@@ -104,16 +105,6 @@ def scatter_sequence_logprobs(target_logprobs: Tensor, target_mask: Tensor) -> S
     mask = target_mask.bool()
     token = torch.zeros(mask.shape, dtype=target_logprobs.dtype, device=target_logprobs.device)
     return masked_sequence_logprobs(token.masked_scatter(mask, target_logprobs), target_mask)
-
-
-def position_ids_from_mask(attention_mask: Tensor) -> Tensor:
-    """Positions that skip padding (left or right), as `generate` computes them, so padding never moves logits.
-
-    Args:
-        attention_mask: [B, T] 1 for real tokens.
-    """
-    positions = attention_mask.long().cumsum(-1) - 1
-    return positions.clamp(min=0)
 
 
 class Policy(torch.nn.Module):

@@ -8,12 +8,13 @@ whole rows (up to float rounding); in backward, the cache's gradient sums the G 
 
 from __future__ import annotations
 
-import inspect
 from dataclasses import dataclass
 
 import torch
 import torch.nn.functional as F
 from torch import Tensor
+
+from coa.models.forward_args import cache_argument, position_ids_from_mask, returned_cache
 
 
 @dataclass(frozen=True)
@@ -95,9 +96,9 @@ def shared_prefix_outputs(net: torch.nn.Module, split: PrefixSplit, output: str)
         return None
     prompt = net(
         input_ids=split.prompt_ids, attention_mask=split.prompt_mask,
-        position_ids=_positions(split.prompt_mask), use_cache=True,
+        position_ids=position_ids_from_mask(split.prompt_mask), use_cache=True,
     )
-    cache = _returned_cache(prompt)
+    cache = returned_cache(prompt)
     if cache is None or not hasattr(cache, "batch_repeat_interleave"):
         return None
     groups = torch.arange(split.prompt_ids.shape[0], device=split.prompt_ids.device)
@@ -106,7 +107,7 @@ def shared_prefix_outputs(net: torch.nn.Module, split: PrefixSplit, output: str)
     mask = torch.cat([split.prompt_mask.repeat_interleave(split.group_size, 0), split.completion_mask], -1)
     completion = net(
         input_ids=split.completion_ids, attention_mask=mask,
-        position_ids=_positions(mask)[:, split.prompt_ids.shape[1]:], use_cache=True, **{_cache_argument(net): cache},
+        position_ids=position_ids_from_mask(mask)[:, split.prompt_ids.shape[1]:], use_cache=True, **{cache_argument(net): cache},
     )
     # Position j predicts completion token j: the prompt's last token for j = 0, completion token j-1 after.
     predictors = torch.cat(
@@ -143,23 +144,6 @@ def _window(x: Tensor, starts: Tensor, width: int) -> Tensor:
     """
     index = starts[:, None] + torch.arange(width, device=x.device)
     return F.pad(x, (0, width)).gather(1, index)
-
-
-def _positions(attention_mask: Tensor) -> Tensor:
-    """Positions that skip masked tokens (pad holes between a short prompt and its completion)."""
-    return attention_mask.long().cumsum(-1) - 1
-
-
-def _cache_argument(net: torch.nn.Module) -> str:
-    """The name `forward` takes the cache by: transformers renamed `past_key_values` to `cache` in 5.x."""
-    model = net.get_base_model() if hasattr(net, "get_base_model") else net  # a peft wrapper takes **kwargs
-    return "cache" if "cache" in inspect.signature(model.forward).parameters else "past_key_values"
-
-
-def _returned_cache(output: object) -> object | None:
-    """The KV cache a transformers output holds (`cache`, `past_key_values` before the rename)."""
-    cache = getattr(output, "cache", None)
-    return getattr(output, "past_key_values", None) if cache is None else cache
 
 
 def _checkpointing_drops_the_cache(net: torch.nn.Module) -> bool:

@@ -22,6 +22,8 @@ from transformers import (
     TopPLogitsWarper,
 )
 
+from coa.models.forward_args import cache_argument, returned_cache
+
 # generation-config fields whose processors this loop does not apply, with the value that means "off"
 UNSUPPORTED_WHEN_SET = {
     "bad_words_ids": None, "begin_suppress_tokens": None, "sequence_bias": None, "forced_bos_token_id": None,
@@ -68,7 +70,7 @@ class DecodeSettings:
 
 
 def decode(
-    model: torch.nn.Module, given: DecodeInput, settings: DecodeSettings, cache_kwarg: str,
+    model: torch.nn.Module, given: DecodeInput, settings: DecodeSettings,
     stop: StoppingCriteria | None = None, generator: torch.Generator | None = None,
 ) -> tuple[Tensor, object]:
     """Samples up to `max_new_tokens` per row; returns ([B, W + n] sequences, the cache over all but the last token).
@@ -76,6 +78,7 @@ def decode(
     A row that stopped gets `pad_token_id` from then on, masked out of attention.
     """
     processors = _processors(model, settings)
+    cache_kwarg = cache_argument(model)
     read_from = 0 if given.cache is None else given.cache.get_seq_length()  # type: ignore[attr-defined]
     out = model(
         input_ids=given.ids[:, read_from:], attention_mask=given.attention,
@@ -86,7 +89,7 @@ def decode(
     position = given.position_ids[:, -1:]
     done = torch.zeros(given.ids.shape[0], dtype=torch.bool, device=given.ids.device)
     stop_ids = torch.tensor(settings.stop_token_ids, dtype=torch.long, device=given.ids.device)
-    cache = _cache_of(out)
+    cache = returned_cache(out)
     for step in range(settings.max_new_tokens):
         scores = out.logits[:, -1, :].float()
         for processor in processors:  # called directly: LogitsProcessorList inspects signatures on every call
@@ -106,7 +109,7 @@ def decode(
         position = position + 1
         out = model(input_ids=token[:, None], attention_mask=attention, position_ids=position, use_cache=True,
                     **{cache_kwarg: cache})
-        cache = _cache_of(out)
+        cache = returned_cache(out)
     return sequences, cache
 
 
@@ -136,7 +139,3 @@ def _processors(model: torch.nn.Module, settings: DecodeSettings) -> list[Logits
         if settings.top_p < 1.0:
             processors.append(TopPLogitsWarper(settings.top_p))
     return processors
-
-
-def _cache_of(out: object) -> object:
-    return getattr(out, "cache", None) or getattr(out, "past_key_values")

@@ -4,22 +4,19 @@ from __future__ import annotations
 
 from collections.abc import Iterator
 from contextlib import contextmanager
-from dataclasses import dataclass, fields
+from dataclasses import dataclass
 from functools import lru_cache
 
 import torch
 from torch import Tensor
 from tqdm import tqdm
 from transformers import PreTrainedTokenizerBase, StoppingCriteria, StoppingCriteriaList
-from transformers.generation.utils import GenerateDecoderOnlyOutput
 
+from coa.models.forward_args import cache_argument, position_ids_from_mask, returned_cache
 from coa.rollout.engines.base import Generation, GenerationEngine, SamplingSettings, draw_seed
 from coa.rollout.engines.decode import DecodeInput, DecodeSettings, decode, decodes_leanly
 from coa.rollout.engines.prefix_cache import CachedBatch, Continuation, PrefixCache, holes_after
 from coa.rollout.engines.stop import cut_ids_at_text, first_stop
-
-# transformers renamed generate's cache argument from `past_key_values` to `cache` within 5.x
-CACHE_KWARG = "cache" if "cache" in {f.name for f in fields(GenerateDecoderOnlyOutput)} else "past_key_values"
 
 
 class HFEngine(GenerationEngine):
@@ -123,7 +120,7 @@ class HFEngine(GenerationEngine):
             input_ids=batch.ids[unique, :-1], attention_mask=batch.attention[unique, :-1],
             position_ids=batch.position_ids()[unique, :-1], use_cache=True, logits_to_keep=1,
         )
-        cache = _output_cache(out)
+        cache = returned_cache(out)
         rank = {row: i for i, row in enumerate(first_row.values())}
         cache.batch_select_indices(torch.tensor([rank[r] for r in source], device=batch.ids.device))  # type: ignore[attr-defined]
         return _Batch(batch.prompts, batch.ids, batch.attention, cache)
@@ -134,7 +131,7 @@ class HFEngine(GenerationEngine):
             self.model, DecodeInput(batch.ids, batch.attention, batch.position_ids(), batch.cache),
             DecodeSettings(settings.max_new_tokens, settings.temperature, settings.top_p, settings.stop_token_ids,
                            self.pad_token_id),
-            CACHE_KWARG, stop=watch[0] if watch else None, generator=generator,
+            stop=watch[0] if watch else None, generator=generator,
         )
 
     def _hf_generate(self, batch: _Batch, settings: SamplingSettings) -> tuple[Tensor, object]:
@@ -159,9 +156,9 @@ class HFEngine(GenerationEngine):
             pad_token_id=self.pad_token_id,
             stopping_criteria=self._stop_watch(settings, batch.width, len(batch.prompts)),
             return_dict_in_generate=True,
-            **({} if batch.cache is None else {CACHE_KWARG: batch.cache}),
+            **({} if batch.cache is None else {cache_argument(self.model): batch.cache}),
         )
-        return result.sequences, _output_cache(result)
+        return result.sequences, returned_cache(result)
 
     def _stop_watch(self, settings: SamplingSettings, width: int, rows: int) -> StoppingCriteriaList | None:
         if not settings.stop_strings:
@@ -191,7 +188,7 @@ class _Batch:
         return self.ids.shape[1]
 
     def position_ids(self) -> Tensor:
-        return (self.attention.cumsum(-1) - 1).clamp(min=0)
+        return position_ids_from_mask(self.attention)
 
     def to(self, device: torch.device) -> _Batch:
         return _Batch(self.prompts, self.ids.to(device), self.attention.to(device), self.cache)
@@ -241,10 +238,6 @@ def _common_prefix(a: list[int], b: list[int]) -> int:
             break
         n += 1
     return n
-
-
-def _output_cache(result: object) -> object:
-    return getattr(result, "cache", None) or getattr(result, "past_key_values")
 
 
 def finish(tokenizer: PreTrainedTokenizerBase, tokens: list[int], settings: SamplingSettings) -> Generation:
