@@ -128,3 +128,26 @@ def tiny_corpus(tmp_path_factory: pytest.TempPathFactory) -> Path:
 @pytest.fixture(scope="session")
 def tiny_passages() -> dict[str, str]:
     return dict(TINY_PASSAGES)
+
+
+def sft_fit_arguments(world: Path, model_dir: Path, root: Path, max_steps: int, stage: str = "sft2") -> list[str]:
+    """`coa fit` arguments for a short SFT stage on the small world (checkpoints every 4 steps, validation every 5)."""
+    return [
+        "fit", "--config", str(Path(__file__).resolve().parents[1] / "configs" / f"{stage}.yaml"),
+        f"--trainer.default_root_dir={root}",
+        f"--trainer.max_steps={max_steps}",
+        "--trainer.val_check_interval=5",
+        "--trainer.limit_val_batches=2",
+        "--trainer.enable_progress_bar=false",
+        "--trainer.callbacks.init_args.every_n_train_steps=4",
+        f"--model.init_args.policy.init_args.model_name_or_path={model_dir}",
+        "--model.init_args.warmup_steps=2",
+        f"--data.init_args.train_path={world / 'sft' / 'train.jsonl'}",
+        f"--data.init_args.val_path={world / 'sft' / 'dev.jsonl'}",
+        "--data.init_args.batch_size=4",
+    ]
+
+
+@pytest.fixture(scope="session")
+def sft_fit_args():
+    return sft_fit_arguments

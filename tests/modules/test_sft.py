@@ -30,23 +30,6 @@ def test_loss_is_the_mean_nll_of_the_target_tokens_only(small_model_dir):
     assert module.loss(batch).item() == pytest.approx(expected.item(), abs=1e-5)
 
 
-def fit_args(world: Path, model_dir: Path, root: Path, max_steps: int, stage: str = "sft2") -> list[str]:
-    return [
-        "fit", "--config", str(ROOT / "configs" / f"{stage}.yaml"),
-        f"--trainer.default_root_dir={root}",
-        f"--trainer.max_steps={max_steps}",
-        "--trainer.val_check_interval=5",
-        "--trainer.limit_val_batches=2",
-        "--trainer.enable_progress_bar=false",
-        "--trainer.callbacks.init_args.every_n_train_steps=4",
-        f"--model.init_args.policy.init_args.model_name_or_path={model_dir}",
-        "--model.init_args.warmup_steps=2",
-        f"--data.init_args.train_path={world / 'sft' / 'train.jsonl'}",
-        f"--data.init_args.val_path={world / 'sft' / 'dev.jsonl'}",
-        "--data.init_args.batch_size=4",
-    ]
-
-
 def final_loss(cli) -> float:
     return float(cli.trainer.callback_metrics["train/loss"])
 
@@ -55,9 +38,9 @@ def weights(model_dir: Path) -> dict[str, torch.Tensor]:
     return AutoModelForCausalLM.from_pretrained(model_dir).state_dict()
 
 
-def test_same_seed_same_loss_and_export_loads(small_world, small_model_dir, tmp_path):
-    a = run_lightning_cli(fit_args(small_world, small_model_dir, tmp_path / "a", 6))
-    b = run_lightning_cli(fit_args(small_world, small_model_dir, tmp_path / "b", 6))
+def test_same_seed_same_loss_and_export_loads(small_world, small_model_dir, tmp_path, sft_fit_args):
+    a = run_lightning_cli(sft_fit_args(small_world, small_model_dir, tmp_path / "a", 6))
+    b = run_lightning_cli(sft_fit_args(small_world, small_model_dir, tmp_path / "b", 6))
     assert final_loss(a) == final_loss(b)
     assert 0 < final_loss(a) < 10
     exported = weights(tmp_path / "a" / "model")
@@ -65,12 +48,12 @@ def test_same_seed_same_loss_and_export_loads(small_world, small_model_dir, tmp_
     assert not (tmp_path / "a" / ".model.tmp").exists()
 
 
-def test_sigkill_mid_fit_then_resume_from_last_ends_with_the_same_loss(small_world, small_model_dir, tmp_path):
+def test_sigkill_mid_fit_then_resume_from_last_ends_with_the_same_loss(small_world, small_model_dir, tmp_path, sft_fit_args):
     steps = 60  # 200 examples / 4 per batch = 50 batches per epoch: the run crosses an epoch boundary
-    reference = run_lightning_cli(fit_args(small_world, small_model_dir, tmp_path / "ref", steps))
+    reference = run_lightning_cli(sft_fit_args(small_world, small_model_dir, tmp_path / "ref", steps))
 
     root = tmp_path / "crash"
-    args = fit_args(small_world, small_model_dir, root, steps)
+    args = sft_fit_args(small_world, small_model_dir, root, steps)
     env = {**os.environ, "WANDB_MODE": "offline", "PYTHONPATH": str(ROOT)}
     proc = subprocess.Popen([sys.executable, "-m", "coa.cli", *args], env=env, stdout=subprocess.DEVNULL, stderr=subprocess.PIPE)
     checkpoints = root / "checkpoints"
@@ -91,8 +74,8 @@ def test_sigkill_mid_fit_then_resume_from_last_ends_with_the_same_loss(small_wor
 
 
 @pytest.mark.parametrize("lora, trainable_share", [(None, 1.0), ("{r: 4, alpha: 8}", 0.2)], ids=["full", "lora"])
-def test_lora_switches_on_and_off_by_config(small_world, small_model_dir, tmp_path, lora, trainable_share):
-    args = fit_args(small_world, small_model_dir, tmp_path / "l", 2)
+def test_lora_switches_on_and_off_by_config(small_world, small_model_dir, tmp_path, lora, trainable_share, sft_fit_args):
+    args = sft_fit_args(small_world, small_model_dir, tmp_path / "l", 2)
     if lora is not None:  # the config's default is `lora: null`
         args.append(f"--model.init_args.policy.init_args.lora={lora}")
     cli = run_lightning_cli(args)
@@ -102,12 +85,12 @@ def test_lora_switches_on_and_off_by_config(small_world, small_model_dir, tmp_pa
     assert (tmp_path / "l" / "model" / "config.json").exists()
 
 
-def test_the_exported_model_says_its_prompt_and_eval_uses_it_unasked(small_world, small_model_dir, tmp_path):
+def test_the_exported_model_says_its_prompt_and_eval_uses_it_unasked(small_world, small_model_dir, tmp_path, sft_fit_args):
     import json
 
     from coa.cli import main
 
-    run_lightning_cli(fit_args(small_world, small_model_dir, tmp_path / "s", 2))  # configs/sft2.yaml: prompt short
+    run_lightning_cli(sft_fit_args(small_world, small_model_dir, tmp_path / "s", 2))  # configs/sft2.yaml: prompt short
     card = json.loads((tmp_path / "s" / "model" / "coa_agent.json").read_text())
     assert card["prompt"] == "short" and card["stop_strings"] == ["</end_search>"]
     out = tmp_path / "eval"

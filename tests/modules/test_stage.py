@@ -9,28 +9,17 @@ from transformers import AutoModelForCausalLM
 
 from coa.lightning_cli import run_lightning_cli
 
-ROOT = Path(__file__).resolve().parents[2]
 LORA = "{r: 4, alpha: 8}"  # default targets q, k, v, o
 STEPS = 8
 
 
-def fit_args(world: Path, model_dir: Path, root: Path, lora: str | None = LORA) -> list[str]:
-    args = [
-        "fit", "--config", str(ROOT / "configs" / "sft2.yaml"),
-        f"--trainer.default_root_dir={root}",
-        f"--trainer.max_steps={STEPS}",
-        "--trainer.val_check_interval=5",
-        "--trainer.limit_val_batches=2",
-        "--trainer.enable_progress_bar=false",
-        "--trainer.logger=false",
-        "--trainer.callbacks.init_args.every_n_train_steps=4",
-        f"--model.init_args.policy.init_args.model_name_or_path={model_dir}",
-        "--model.init_args.warmup_steps=2",
-        f"--data.init_args.train_path={world / 'sft' / 'train.jsonl'}",
-        f"--data.init_args.val_path={world / 'sft' / 'dev.jsonl'}",
-        "--data.init_args.batch_size=4",
-    ]
-    return args + ([f"--model.init_args.policy.init_args.lora={lora}"] if lora else [])
+@pytest.fixture(scope="session")
+def fit_args(sft_fit_args):
+    def build(world: Path, model_dir: Path, root: Path, lora: str | None = LORA) -> list[str]:
+        args = sft_fit_args(world, model_dir, root, STEPS) + ["--trainer.logger=false"]
+        return args + ([f"--model.init_args.policy.init_args.lora={lora}"] if lora else [])
+
+    return build
 
 
 def step_checkpoint(root: Path, step: int) -> Path:
@@ -46,7 +35,7 @@ def resume_root(tmp_path: Path, checkpoint: Path) -> Path:
 
 
 @pytest.fixture(scope="module")
-def lora_run(small_world, small_model_dir, tmp_path_factory) -> tuple[Path, float, dict[str, torch.Tensor]]:
+def lora_run(small_world, small_model_dir, tmp_path_factory, fit_args) -> tuple[Path, float, dict[str, torch.Tensor]]:
     """An uninterrupted 8-step LoRA run (checkpoints at steps 4 and 8): its root, last loss and full state_dict."""
     root = tmp_path_factory.mktemp("lora_run")
     cli = run_lightning_cli(fit_args(small_world, small_model_dir, root))
@@ -69,7 +58,7 @@ def test_lora_checkpoint_holds_the_adapters_and_their_optimizer_state_only(lora_
 
 
 def test_lora_run_resumed_from_a_mid_checkpoint_ends_with_the_same_loss_and_weights(
-    lora_run, small_world, small_model_dir, tmp_path
+    lora_run, small_world, small_model_dir, tmp_path, fit_args
 ):
     root, reference_loss, _ = lora_run
     resumed_root = resume_root(tmp_path, step_checkpoint(root, 4))
@@ -85,7 +74,7 @@ def test_lora_run_resumed_from_a_mid_checkpoint_ends_with_the_same_loss_and_weig
                            untrained["model.layers.0.self_attn.q_proj.weight"])  # the adapter was merged in
 
 
-def test_full_fine_tuning_cannot_resume_a_lora_checkpoint(lora_run, small_world, small_model_dir, tmp_path):
+def test_full_fine_tuning_cannot_resume_a_lora_checkpoint(lora_run, small_world, small_model_dir, tmp_path, fit_args):
     root, _, _ = lora_run
     resumed_root = resume_root(tmp_path, step_checkpoint(root, 4))
     lacks = r"last.ckpt lacks \d+ of the \d+ weights this policy trains \(policy.lora=None"
@@ -97,7 +86,7 @@ ADDED_TOKENS = "--model.init_args.policy.init_args.add_action_tokens=true"  # th
 
 
 @pytest.fixture(scope="module")
-def added_tokens_run(small_world, multi_token_model_dir, tmp_path_factory) -> tuple[Path, float]:
+def added_tokens_run(small_world, multi_token_model_dir, tmp_path_factory, fit_args) -> tuple[Path, float]:
     """An uninterrupted 8-step LoRA run that adds the (multi-token) tags as tokens: its root and last loss."""
     root = tmp_path_factory.mktemp("added_tokens_run")
     cli = run_lightning_cli(fit_args(small_world, multi_token_model_dir, root) + [ADDED_TOKENS])
@@ -114,7 +103,7 @@ def test_added_tokens_checkpoint_holds_their_rows_not_the_embedding(added_tokens
 
 
 def test_added_tokens_lora_run_resumed_ends_with_the_same_loss_and_tag_rows(
-    added_tokens_run, small_world, multi_token_model_dir, tmp_path
+    added_tokens_run, small_world, multi_token_model_dir, tmp_path, fit_args
 ):
     root, reference_loss = added_tokens_run
     resumed_root = resume_root(tmp_path, step_checkpoint(root, 4))
@@ -131,7 +120,7 @@ def test_added_tokens_lora_run_resumed_ends_with_the_same_loss_and_tag_rows(
     assert exported.shape[0] == start.shape[0] and not torch.allclose(exported[list(tags)], start[list(tags)])
 
 
-def test_data_without_the_policys_added_tokens_fails_naming_both_settings(small_world, multi_token_model_dir, tmp_path):
+def test_data_without_the_policys_added_tokens_fails_naming_both_settings(small_world, multi_token_model_dir, tmp_path, fit_args):
     args = fit_args(small_world, multi_token_model_dir, tmp_path) + [ADDED_TOKENS]
     with pytest.raises(ValueError, match="policy.add_action_tokens and data.add_action_tokens differ"):
         run_lightning_cli(args + ["--data.init_args.add_action_tokens=false"])
