@@ -26,6 +26,8 @@ def parser() -> argparse.ArgumentParser:
                    help="CoT+A decision points (pairs/*.json, SFT stage 1) per question; 0 writes none")
     b.add_argument("--pair_guess_answer_share", type=float, default=defaults.pair_guess_answer_share,
                    help="share of need-search pairs whose rejected side jumps to a guessed answer")
+    b.add_argument("--rename_share", type=float, default=defaults.rename_share,
+                   help="share of SFT training trajectories whose entities get fresh names (teaches copying what is read)")
     return p
 
 

@@ -37,16 +37,17 @@ def is_evaluated(out: Path, node: StageNode, fingerprint: dict) -> bool:
 
 
 def evaluate_row(
-    config: PipelineConfig, node: StageNode, out: Path, questions: str, corpus: str | None, topk: int, fingerprint: dict
+    config: PipelineConfig, node: StageNode, out: Path, model_dir: str, questions: str, corpus: str | None, topk: int,
+    fingerprint: dict,
 ) -> dict:
-    """`coa eval` of the model trained at `node` into out/eval/<path>/; its metrics."""
+    """`coa eval` of a row's final model (`model_dir`) into out/eval/<path>/; its metrics."""
     from coa.commands.evaluate import evaluate_model
 
     folder = eval_dir(out, node)
     start = time.time()
     e = config.eval
     evaluate_model(
-        model_dir=str(out / node.key / "model"), qa_path=questions, corpus_path=corpus, topk=topk, tool=e.tool,
+        model_dir=model_dir, qa_path=questions, corpus_path=corpus, topk=topk, tool=e.tool,
         prompt=e.prompt, max_actions=e.max_actions, max_new_tokens=e.max_new_tokens, batch_size=e.batch_size,
         limit=e.limit, per_source=e.per_source, modes=tuple(e.modes), out_dir=str(folder), torch_threads=config.torch_threads,
     )

@@ -151,6 +151,8 @@ def check_same(folder: Path, node: StageNode, found: dict, expected: dict, later
 
 def trained_model(ctx: Context, node: StageNode) -> dict:
     """What decided a stage's export, and when it was written (a stage trained again is evaluated again)."""
+    if not node.path:
+        return ctx.root["base_model"]
     finished_at = read_marker(stage_dir(ctx.out, node))["finished_at"]
     return {**fingerprint(ctx.config, node, ctx.root, ctx.data), "finished_at": finished_at}
 
@@ -170,6 +172,7 @@ def evaluate_rows(ctx: Context, world: Path | None, result: PipelineResult) -> N
         left = f", ~{format_duration(sum(spent) / len(spent) * (len(todo) - len(spent)))} of evaluation left" if spent else ""
         log(f"{where} on {questions} | {format_duration(ctx.progress.elapsed())} so far{left}")
         start = time.time()
-        evaluate_row(ctx.config, node, ctx.out, questions, ctx.data.corpus, topk, expected[i])
+        model = ctx.base_model if not node.path else str(stage_dir(ctx.out, node) / "model")
+        evaluate_row(ctx.config, node, ctx.out, model, questions, ctx.data.corpus, topk, expected[i])
         spent.append(time.time() - start)
         result.evaluated.append(node.key)

@@ -6,6 +6,7 @@ from dataclasses import dataclass
 
 STAGES = ("sft1", "sft2", "sft3", "rl1", "rl2")
 SEPARATOR = "-"
+BASE_ROW = "base"  # the untrained base model, evaluated like every row (prompted as an agent, closed-book, naive RAG)
 
 
 @dataclass(frozen=True)
@@ -24,8 +25,8 @@ class StageNode:
 
     @property
     def key(self) -> str:
-        """The run's folder name, e.g. "sft1-sft2-rl2"."""
-        return SEPARATOR.join(self.path)
+        """The run's folder name, e.g. "sft1-sft2-rl2"; "base" for the untrained base model."""
+        return SEPARATOR.join(self.path) or BASE_ROW
 
     @property
     def parent(self) -> StageNode | None:
@@ -33,11 +34,14 @@ class StageNode:
 
 
 def parse_row(row: str) -> tuple[str, ...]:
-    """ "sft1-sft2-rl2" -> ("sft1", "sft2", "rl2"); unknown or repeated stages raise naming the row."""
+    """ "sft1-sft2-rl2" -> ("sft1", "sft2", "rl2"), "base" -> (); unknown or repeated stages raise naming the row."""
+    if row.strip() == BASE_ROW:
+        return ()
     path = tuple(s.strip() for s in row.split(SEPARATOR))
     unknown = [s for s in path if s not in STAGES]
     if unknown or not row.strip():
-        raise ValueError(f"rows: {row!r} has unknown stages {unknown}; a row joins stages from {list(STAGES)} with '-'")
+        raise ValueError(f"rows: {row!r} has unknown stages {unknown}; a row joins stages from {list(STAGES)} with '-', "
+                         f"or is '{BASE_ROW}' (the untrained model)")
     if len(set(path)) != len(path):
         raise ValueError(f"rows: {row!r} repeats a stage; each stage appears once in a row")
     return path

@@ -26,6 +26,8 @@ class TableRow:
         path: its stage path, e.g. "sft1-sft2-rl2".
         scores: per `coa eval` group (e.g. "needs_search"), search mode; groups the questions lack are absent.
         closed_book_em: EM without the tool on the questions that need search (all questions when none is marked).
+        naive_rag_em: EM of retrieve-once-then-answer (the question as the query, no action) on the same questions;
+            None when the evaluation's modes leave naive RAG out.
         searches: searches per question, search mode, all questions.
         format_error_rate: share of search-mode outputs that break the action format.
     """
@@ -36,6 +38,7 @@ class TableRow:
     closed_book_em: float | None
     searches: float | None
     format_error_rate: float | None
+    naive_rag_em: float | None = None
 
 
 def table_row(label: str, path: str, metrics: dict[str, dict], groups: list[str]) -> TableRow:
@@ -45,12 +48,14 @@ def table_row(label: str, path: str, metrics: dict[str, dict], groups: list[str]
         for g in groups if (m := metrics.get(f"search/{g}")) is not None
     }
     closed = metrics.get("closed_book/needs_search") or metrics.get("closed_book/all")
+    naive = metrics.get("naive_rag/needs_search") or metrics.get("naive_rag/all")
     overall = metrics.get("search/all")
     return TableRow(
         label, path, scores,
         closed_book_em=closed["em"] if closed else None,
         searches=overall["searches"] if overall else None,
         format_error_rate=overall["format_error_rate"] if overall else None,
+        naive_rag_em=naive["em"] if naive else None,
     )
 
 
@@ -76,23 +81,24 @@ def markdown(rows: list[TableRow], headers: dict[str, str]) -> str:
     """
     names = [f"{h} (n={_sizes(rows, g) or 0})" for g, h in headers.items()]
     lines = [
-        "| variant | stages | " + " | ".join(names) + " | closed-book EM | searches/q | format errors |",
-        "|---|---|" + "---:|" * (len(names) + 3),
+        "| variant | stages | " + " | ".join(names) + " | closed-book EM | naive RAG EM | searches/q | format errors |",
+        "|---|---|" + "---:|" * (len(names) + 4),
     ]
     for r in rows:
         cells = [_cell(r.scores.get(g)) for g in headers]
         lines.append(
             f"| {r.label} | {r.path} | " + " | ".join(cells)
-            + f" | {_num(r.closed_book_em)} | {_num(r.searches, '{:.2f}')} | {_num(r.format_error_rate, '{:.1%}')} |"
+            + f" | {_num(r.closed_book_em)} | {_num(r.naive_rag_em)} | {_num(r.searches, '{:.2f}')} | {_num(r.format_error_rate, '{:.1%}')} |"
         )
     return "\n".join(lines) + "\n\ncells: EM / F1 / lenient (AutoCoA's rule, where scored), with the search tool; " \
-        "closed-book EM on the questions that need search\n"
+        "closed-book and naive-RAG (retrieve once with the question, then answer) EM on the questions that need search; " \
+        "variant 'base': the untrained model, prompted as an agent\n"
 
 
 def columns(groups: list[str]) -> list[str]:
     """The CSV's (and the W&B table's) columns."""
     per_group = [f"{g}/{s}" for g in groups for s in ("em", "f1", "lenient", "n")]
-    return ["variant", "stages", *per_group, "closed_book/em", "searches", "format_error_rate"]
+    return ["variant", "stages", *per_group, "closed_book/em", "naive_rag/em", "searches", "format_error_rate"]
 
 
 def records(rows: list[TableRow], groups: list[str]) -> list[list]:
@@ -103,7 +109,7 @@ def records(rows: list[TableRow], groups: list[str]) -> list[list]:
         for g in groups:
             s = r.scores.get(g)
             values += [s.em, s.f1, s.lenient, s.n] if s else [None] * 4
-        out.append(values + [r.closed_book_em, r.searches, r.format_error_rate])
+        out.append(values + [r.closed_book_em, r.naive_rag_em, r.searches, r.format_error_rate])
     return out
 
 

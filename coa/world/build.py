@@ -20,10 +20,12 @@ from coa.world.encyclopedia import World, generate_world
 from coa.world.oracle import Oracle
 from coa.world.pairs import PairWriter
 from coa.world.questions import Question, draw_question
+from coa.world.renaming import Renamer
 
 SPLIT_SEEDS = {"train": 1, "dev": 2, "test": 3, "rl": 4}
 PAIR_SEED_OFFSET = 10  # pairs draw from their own rng, so adding them left every other file unchanged
 RL_SUBJECT_SEED_OFFSET = 20
+RENAME_SEED_OFFSET = 30
 
 
 def kind_counts(total: int, mix: dict[str, float]) -> dict[str, int]:
@@ -113,6 +115,22 @@ def verl_table(rows: list[dict], split: str, prompt: PromptTemplate) -> pa.Table
     ])
 
 
+def sft_row(row_id: str, question: Question, messages: list[dict]) -> dict:
+    return {"id": row_id, "type": "cot" if question.kind == "no_search" else "coa", "messages": messages}
+
+
+def sft_rows(rows: list[dict], pairs: list, prompt: PromptTemplate, world: World, config: WorldConfig):
+    """Training SFT rows, `config.rename_share` of them with fresh entity names in every message."""
+    rng = random.Random(config.seed * 1000 + RENAME_SEED_OFFSET)
+    renamer = Renamer(world, rng)
+    for r, (q, t, _) in zip(rows, pairs):
+        messages = prompt.messages(q.question) + [{"role": "assistant", "content": t}]
+        if rng.random() < config.rename_share:
+            renamed = renamer.rename([m["content"] for m in messages])
+            messages = [{**m, "content": text} for m, text in zip(messages, renamed)]
+        yield sft_row(r["id"], q, messages)
+
+
 def build_world(out_dir: str | Path, config: WorldConfig = WorldConfig()) -> dict[str, int]:
     """Writes corpus.jsonl, qa/{split}.jsonl|.parquet, sft/{split}.jsonl and pairs/{split}.json under `out_dir`,
     and qa/rl.jsonl|.parquet when `config.rl` > 0.
@@ -146,9 +164,9 @@ def build_world(out_dir: str | Path, config: WorldConfig = WorldConfig()) -> dic
         write_jsonl(out / "qa" / f"{split}.jsonl", rows)
         with atomic_open(out / "qa" / f"{split}.parquet", "wb") as f:
             pq.write_table(verl_table(rows, split, prompt), f)
-        write_jsonl(out / "sft" / f"{split}.jsonl", (
-            {"id": r["id"], "type": "cot" if q.kind == "no_search" else "coa",
-             "messages": prompt.messages(q.question) + [{"role": "assistant", "content": t}]}
+        rename = split == "train" and config.rename_share > 0
+        write_jsonl(out / "sft" / f"{split}.jsonl", sft_rows(rows, pairs, prompt, world, config) if rename else (
+            sft_row(r["id"], q, prompt.messages(q.question) + [{"role": "assistant", "content": t}])
             for r, (q, t, _) in zip(rows, pairs)
         ))
         counts[split] = len(rows)

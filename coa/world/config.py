@@ -28,6 +28,9 @@ class WorldConfig:
             from its hops and its answer step; 0 writes no pairs.
         pair_guess_answer_share: where a search is needed, the share of rejected continuations that
             jump to a guessed answer; the rest state a guessed fact without searching.
+        rename_share: share of the SFT training trajectories (sft/train.jsonl) whose entities get fresh names
+            throughout (coa.world.renaming): the model must then copy names it reads rather than recall facts.
+            The QA files, pairs and held-out splits keep the world's names; 0 leaves every file unchanged.
     """
 
     seed: int = 0
@@ -47,6 +50,7 @@ class WorldConfig:
     prompt: str = "autocoa"
     pairs_per_question: int = 1
     pair_guess_answer_share: float = 0.5
+    rename_share: float = 0.0
 
     def __post_init__(self) -> None:
         unknown = sorted(set(self.mix) - set(DEFAULT_MIX))
@@ -58,6 +62,8 @@ class WorldConfig:
             raise ValueError(f"world config: rl_fraction={self.rl_fraction} must be in [0, 1)")
         if self.rl > 0 and self.rl_fraction == 0.0:
             raise ValueError(f"world config: rl={self.rl} questions need rl_fraction > 0 (the RL split's own subjects)")
+        if not 0.0 <= self.rename_share <= 1.0:
+            raise ValueError(f"world config: rename_share={self.rename_share} must be in [0, 1]")
         if self.pairs_per_question < 0:
             raise ValueError(f"world config: pairs_per_question={self.pairs_per_question} must be >= 0 (0: no pairs)")
         if not 0.0 <= self.pair_guess_answer_share <= 1.0:

@@ -25,6 +25,8 @@ INDUSTRIES = ["shipping", "mining", "textiles", "software", "brewing", "banking"
 GENRES = ["mystery", "poetry", "history", "romance", "satire", "travel", "fable", "drama", "biography"]
 CONTINENTS = ["Ostra", "Velmor", "Kathun", "Serai", "Drovia"]
 FIRST_NAME_COUNT = 250
+CITY_SUFFIXES = ("ton", "burg", "ford", "holm", "mouth", "vale")
+COUNTRY_SUFFIXES = ("ia", "land", "stan", "mark")
 
 
 @dataclass
@@ -59,8 +61,8 @@ def _make_names(config: WorldConfig, rng: random.Random) -> dict[str, list[str]]
     firsts = [maker.unique(lambda: maker.word(1, 2)) for _ in range(FIRST_NAME_COUNT)]
     return {
         "person": [maker.person(firsts) for _ in range(config.persons)],
-        "city": [maker.suffixed(["ton", "burg", "ford", "holm", "mouth", "vale"]) for _ in range(config.cities)],
-        "country": [maker.suffixed(["ia", "land", "stan", "mark"]) for _ in range(config.countries)],
+        "city": [maker.suffixed(list(CITY_SUFFIXES)) for _ in range(config.cities)],
+        "country": [maker.suffixed(list(COUNTRY_SUFFIXES)) for _ in range(config.countries)],
         "company": [maker.suffixed(["Corp", "Works", "Group", "Labs", "Trading"], " ") for _ in range(config.companies)],
         "book": [maker.suffixed(["Chronicles", "Letters", "Tales", "Atlas", "Diaries", "Songs"], " ")
                  for _ in range(config.books)],

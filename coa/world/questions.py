@@ -80,8 +80,10 @@ def comparison_question(world: World, subject_id: str, other_id: str, rng: rando
     pair = [subject, other] if rng.random() < 0.5 else [other, subject]
     hops = [Hop(e.name, relation, str(e.attrs[relation])) for e in pair]
     earlier = min(pair, key=lambda e: int(e.attrs[relation]))
-    later = max(pair, key=lambda e: int(e.attrs[relation]))
-    reasoning = f"{earlier.attrs[relation]} is earlier than {later.attrs[relation]}."
+    # Each year beside its name, then the earlier year, then the name that followed it: the answer is copied
+    # from right after a match (one induction step), never looked up backwards from the year to the name before it.
+    listed = ", ".join(f"{e.attrs[relation]} for {e.name}" for e in pair)
+    reasoning = f"{listed}: {earlier.attrs[relation]} is earlier, so {earlier.name}."
     text = f"{phrase}, {pair[0].name} or {pair[1].name}?"
     return Question(text, earlier.name, "comparison", hops, subject_id, reasoning)
 

@@ -17,9 +17,9 @@ def test_every_preset_loads_and_names_all_five_stages(preset):
     assert config.rows and config.launcher in ("inprocess", "subprocess")
 
 
-def test_the_default_is_the_quick_preset_with_the_papers_six_rows():
+def test_the_default_is_the_quick_preset_with_the_papers_six_rows_and_the_untrained_model():
     config = load_pipeline_config(None, [])
-    assert config.rows == ["sft2", "sft1-sft2", "sft1-sft2-sft3", "sft1-sft2-sft3-rl1", "sft1-sft2-rl2", "sft1-sft2-sft3-rl1-rl2"]
+    assert config.rows == ["base", "sft2", "sft1-sft2", "sft1-sft2-sft3", "sft1-sft2-sft3-rl1", "sft1-sft2-rl2", "sft1-sft2-sft3-rl1-rl2"]
     assert config.base_model is None and config.world["train"] > 0
 
 

@@ -21,7 +21,7 @@ from coa.pipeline.runner import run_pipeline
 from tiny_pipeline import HELPERS_DIR, kill_once, tiny_settings, to_config
 
 STAGE_RUNS = ["sft2", "sft1", "sft1-sft2", "sft1-sft2-sft3", "sft1-sft2-sft3-rl1", "sft1-sft2-rl2"]
-FINAL = ["sft2", "sft1-sft2-sft3-rl1", "sft1-sft2-rl2"]
+FINAL = ["base", "sft2", "sft1-sft2-sft3-rl1", "sft1-sft2-rl2"]  # "base": the untrained model
 POLICY = "--model.init_args.policy.init_args.model_name_or_path"
 
 
@@ -48,12 +48,16 @@ def test_each_stage_runs_once_from_its_parents_export_and_table_1_is_written(fin
     assert (out / "table.png").read_bytes()[:8] == b"\x89PNG\r\n\x1a\n"
     rows = list(csv.DictReader((out / "table.csv").open()))
     assert [(r["variant"], r["stages"]) for r in rows] == [
-        ("SFT2", "sft2"), ("SFT1&2&3+RL1", "sft1-sft2-sft3-rl1"), ("SFT1&2+RL2", "sft1-sft2-rl2")
+        ("base", "base"), ("SFT2", "sft2"), ("SFT1&2&3+RL1", "sft1-sft2-sft3-rl1"), ("SFT1&2+RL2", "sft1-sft2-rl2")
     ]
     assert {r["all/n"] for r in rows} == {"12"} and {r["entity=unseen/n"] for r in rows} == {"5"}
     header = result.table.splitlines()[0]
-    for column in ("all (n=12)", "needs search", "unseen entities", "comparisons", "closed-book EM", "searches/q", "format errors"):
+    for column in ("all (n=12)", "needs search", "unseen entities", "comparisons", "closed-book EM", "naive RAG EM",
+                   "searches/q", "format errors"):
         assert column in header
+    assert all(r["naive_rag/em"] != "" for r in rows)
+    base_eval = json.loads((out / "eval" / "base" / "done.json").read_text())["fingerprint"]
+    assert base_eval["stage"] == json.loads((out / "model" / "init" / "done.json").read_text())["fingerprint"]
 
 
 def test_a_rerun_trains_and_evaluates_nothing_and_takes_seconds(finished, capsys):

@@ -32,10 +32,13 @@ def test_a_row_reads_search_scores_per_group_and_closed_book_on_questions_that_n
 def test_markdown_cells_are_em_f1_lenient_and_missing_groups_a_dash():
     rows = [table_row("SFT2", "sft2", METRICS, list(HEADERS)),
             table_row("SFT1&2", "sft1-sft2", {**METRICS, "search/all": entry(10, 0.6, 0.7)}, list(HEADERS))]
+    rows.append(table_row("base", "base", {**METRICS, "naive_rag/needs_search": entry(8, 0.375, 0.4)}, list(HEADERS)))
     lines = markdown(rows, HEADERS).splitlines()
     assert lines[0] == ("| variant | stages | all (n=10) | needs search (n=8) | unseen entities (n=4) | comparisons (n=0) "
-                        "| closed-book EM | searches/q | format errors |")
-    assert lines[2] == "| SFT2 | sft2 | 0.500 / 0.600 / 0.700 | 0.500 / 0.625 / 0.750 | 0.250 / 0.300 / 0.500 | - | 0.000 | 1.50 | 10.0% |"
+                        "| closed-book EM | naive RAG EM | searches/q | format errors |")
+    assert lines[2] == ("| SFT2 | sft2 | 0.500 / 0.600 / 0.700 | 0.500 / 0.625 / 0.750 | 0.250 / 0.300 / 0.500 | - | 0.000 "
+                        "| - | 1.50 | 10.0% |")
+    assert lines[4].endswith("| 0.000 | 0.375 | 1.50 | 10.0% |")  # naive RAG where the evaluation ran it
     assert lines[3].startswith("| SFT1&2 | sft1-sft2 | 0.600 / 0.700 | ")  # no lenient score: EM / F1 only
 
 

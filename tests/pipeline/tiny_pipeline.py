@@ -21,7 +21,7 @@ RL = {
                   "data": {"init_args": {"batch_size": 2}}, "model": {"init_args": {"warmup_steps": 0}}},
 }
 SFT = {"max_steps": 3, "checkpoint_every_n_steps": 1, "overrides": {"trainer": QUIET, "data": {"init_args": {"batch_size": 4}}}}
-TINY_ROWS = ["sft2", "sft1-sft2-sft3-rl1", "sft1-sft2-rl2"]  # six stage runs: every kind, sft1-sft2 shared
+TINY_ROWS = ["base", "sft2", "sft1-sft2-sft3-rl1", "sft1-sft2-rl2"]  # six stage runs: every kind, sft1-sft2 shared
 HELPERS_DIR = Path(__file__).parent  # this module is importable (also by class path) once this is on sys.path
 
 
@@ -33,7 +33,7 @@ def tiny_settings(out: Path, rows: list[str] | None = None) -> dict:
         "vocab_size": 400,
         "model": {"hidden_size": 32, "num_layers": 2, "num_heads": 2, "intermediate_size": 64, "max_position_embeddings": 1024},
         "stages": {"sft1": SFT, "sft2": SFT, "sft3": SFT, "rl1": RL, "rl2": RL},
-        "eval": {"max_actions": 2, "max_new_tokens": 24, "batch_size": 16},
+        "eval": {"max_actions": 2, "max_new_tokens": 24, "batch_size": 16, "modes": ["search", "closed_book", "naive_rag"]},
         "wandb": {"enabled": False},
     }
 

@@ -80,8 +80,11 @@ def decode(
     processors = _processors(model, settings)
     cache_kwarg = cache_argument(model)
     read_from = 0 if given.cache is None else given.cache.get_seq_length()  # type: ignore[attr-defined]
+    # Without a hole in the mask (no left padding, no stopped row) none is passed: transformers then skips
+    # building a 4-D mask on every token (~5% of a 0.7M model's decoding step on a CPU).
+    unmasked = bool(given.attention.all())
     out = model(
-        input_ids=given.ids[:, read_from:], attention_mask=given.attention,
+        input_ids=given.ids[:, read_from:], attention_mask=None if unmasked else given.attention,
         position_ids=given.position_ids[:, read_from:], use_cache=True, logits_to_keep=1,
         **({cache_kwarg: given.cache} if given.cache is not None else {}),
     )
@@ -101,14 +104,15 @@ def decode(
         token = torch.where(done, torch.full_like(token, settings.pad_token_id), token)
         sequences = torch.cat([sequences, token[:, None]], dim=1)
         attention = torch.cat([attention, (~done).long()[:, None]], dim=1)
+        unmasked = unmasked and not bool(done.any())
         done = done | torch.isin(token, stop_ids)
         if stop is not None:
             done = done | stop(sequences, None)
         if bool(done.all()) or step == settings.max_new_tokens - 1:
             break
         position = position + 1
-        out = model(input_ids=token[:, None], attention_mask=attention, position_ids=position, use_cache=True,
-                    **{cache_kwarg: cache})
+        out = model(input_ids=token[:, None], attention_mask=None if unmasked else attention, position_ids=position,
+                    use_cache=True, **{cache_kwarg: cache})
         cache = returned_cache(out)
     return sequences, cache
 

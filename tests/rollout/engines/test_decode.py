@@ -42,11 +42,13 @@ def test_rows_stop_on_stop_tokens_and_are_padded_after(multi_token_model_dir):
     engine = HFEngine(policy.model, tok)
     free, _ = _both_paths(engine, prompts, SamplingSettings(max_new_tokens=6))
     width = free.shape[1] - 6
-    stop_id = int(free[0, width + 2])  # the first row's third new token becomes a stop token
+    new = free[0, width:].tolist()
+    at = next(i for i in range(1, 6) if new[i] not in new[:i])  # the first row's first new token not seen before it
+    stop_id = new[at]
     lean, hf = _both_paths(engine, prompts, SamplingSettings(max_new_tokens=6, stop_token_ids=(stop_id,)))
     assert torch.equal(lean, hf)
     row = lean[0, width:].tolist()
-    assert row[2] == stop_id and set(row[3:]) <= {engine.pad_token_id}
+    assert row[: at + 1] == new[: at + 1] and set(row[at + 1:]) <= {engine.pad_token_id}
 
 
 def test_suppressed_tokens_of_the_generation_config_are_never_sampled(small_model_dir):

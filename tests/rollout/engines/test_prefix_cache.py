@@ -90,7 +90,7 @@ def test_greedy_rollouts_with_the_session_cache_equal_those_without_and_read_few
         results[budget] = runner.run(prompts)
         reads[budget] = sum(read)
         policy.model._forward_pre_hooks.clear()
-    assert results[0][0].tool_calls == 2  # the taught episode really takes several turns
+    assert results[0][0].tool_calls >= 2  # the taught episode really takes several turns
     for plain, cached in zip(results[0], results[1 << 30]):
         assert cached.response_ids == plain.response_ids and cached.policy_mask == plain.policy_mask
     assert reads[1 << 30] < reads[0]
