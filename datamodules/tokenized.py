@@ -69,7 +69,8 @@ class TokenizedDataModule(L.LightningDataModule):
 
     def train_dataloader(self) -> DataLoader:
         bs = self.hparams.batch_size
-        sampler = ResumableSampler(len(self.train_set), bs, seed=self.hparams.seed)
+        lengths = [self.num_tokens(item) for item in self.train_set] if self.hparams.get("group_by_length") else None
+        sampler = ResumableSampler(len(self.train_set), bs, seed=self.hparams.seed, lengths=lengths)
         trainer = self.trainer
         if trainer is not None and trainer.global_step > 0:  # resuming: continue where the checkpoint stopped
             sampler.skip_to(self.batches_done() * bs)

@@ -39,3 +39,17 @@ def test_skip_to_continues_the_uninterrupted_stream(consumed):
 def test_too_few_items_for_a_batch_is_a_clear_error():
     with pytest.raises(ValueError, match="batch_size=8"):
         ResumableSampler(3, batch_size=8)
+
+
+def test_grouping_by_length_gives_batches_of_similar_lengths_and_resumes_alike():
+    lengths = [(i * 37) % 101 + 1 for i in range(400)]
+    grouped = ResumableSampler(400, 8, seed=3, lengths=lengths)
+    order = list(grouped)
+    assert sorted(order) == sorted(set(order)) and len(order) == 400
+    spread = lambda o: sum(max(lengths[i] for i in o[k:k + 8]) - min(lengths[i] for i in o[k:k + 8])
+                           for k in range(0, len(o), 8))
+    assert spread(order) < 0.2 * spread(list(ResumableSampler(400, 8, seed=3)))
+    assert order == list(ResumableSampler(400, 8, seed=3, lengths=lengths))  # seeded
+    resumed = ResumableSampler(400, 8, seed=3, lengths=lengths)
+    resumed.skip_to(24)
+    assert list(resumed) == order[24:]
