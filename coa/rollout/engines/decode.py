@@ -17,7 +17,6 @@ from torch import Tensor
 from transformers import (
     LogitsProcessor,
     StoppingCriteria,
-    SuppressTokensLogitsProcessor,
     TemperatureLogitsWarper,
     TopPLogitsWarper,
 )
@@ -132,11 +131,27 @@ def sample(probs: Tensor, generator: torch.Generator | None) -> Tensor:
     return torch.searchsorted(cumulative, u, right=True).squeeze(1)
 
 
+class SuppressedTokens(LogitsProcessor):
+    """transformers' SuppressTokensLogitsProcessor with its vocabulary mask built once per decoding: that processor
+    rebuilds it (an arange and an isin over the vocabulary) on every decoded token."""
+
+    def __init__(self, token_ids: list[int]) -> None:
+        self.token_ids = list(token_ids)
+        self.mask: Tensor | None = None
+
+    def __call__(self, input_ids: Tensor, scores: Tensor) -> Tensor:
+        width = scores.shape[-1]
+        if self.mask is None or self.mask.shape[0] != width:
+            self.mask = torch.zeros(width, dtype=torch.bool, device=scores.device)
+            self.mask[[t for t in self.token_ids if 0 <= t < width]] = True
+        return scores.masked_fill(self.mask, -float("inf"))
+
+
 def _processors(model: torch.nn.Module, settings: DecodeSettings) -> list[LogitsProcessor]:
     processors: list[LogitsProcessor] = []
     suppress = getattr(getattr(model, "generation_config", None), "suppress_tokens", None)
     if suppress:
-        processors.append(SuppressTokensLogitsProcessor(suppress, device=next(model.parameters()).device))
+        processors.append(SuppressedTokens(suppress))
     if settings.temperature > 0:
         if settings.temperature != 1.0:
             processors.append(TemperatureLogitsWarper(settings.temperature))

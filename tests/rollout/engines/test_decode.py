@@ -92,3 +92,16 @@ def test_a_prompt_repeated_over_rows_is_read_once_and_gives_the_same_rows(multi_
     hook.remove()
     assert grouped == [alone[0]] * 3 + [alone[1]] * 2
     assert read[0] == 2 * (len(a) - 1)  # the two distinct prompts, left-padded to the longer, minus the last token
+
+
+def test_suppressed_tokens_match_transformers_processor():
+    from transformers import SuppressTokensLogitsProcessor
+
+    from coa.rollout.engines.decode import SuppressedTokens
+
+    scores = torch.randn(3, 50, generator=torch.Generator().manual_seed(0))
+    ids = torch.zeros(3, 4, dtype=torch.long)
+    ours = SuppressedTokens([1, 7, 49, 99])  # 99 lies outside the vocabulary: ignored, as transformers does
+    theirs = SuppressTokensLogitsProcessor([1, 7, 49, 99])
+    for _ in range(2):  # the second call reuses the mask
+        assert torch.equal(ours(ids, scores.clone()), theirs(ids, scores.clone()))
