@@ -119,13 +119,14 @@ def sft_row(row_id: str, question: Question, messages: list[dict]) -> dict:
     return {"id": row_id, "type": "cot" if question.kind == "no_search" else "coa", "messages": messages}
 
 
-def sft_rows(rows: list[dict], pairs: list, prompt: PromptTemplate, world: World, config: WorldConfig):
-    """Training SFT rows, `config.rename_share` of them with fresh entity names in every message."""
+def sft_rows(rows: list[dict], pairs: list, prompt: PromptTemplate, world: World, config: WorldConfig, split: str):
+    """A split's SFT rows; in the training split, `config.rename_share` of them with fresh entity names throughout."""
+    share = config.rename_share if split == "train" else 0.0
     rng = random.Random(config.seed * 1000 + RENAME_SEED_OFFSET)
-    renamer = Renamer(world, rng)
+    renamer = Renamer(world, rng) if share > 0 else None
     for r, (q, t, _) in zip(rows, pairs):
         messages = prompt.messages(q.question) + [{"role": "assistant", "content": t}]
-        if rng.random() < config.rename_share:
+        if renamer is not None and rng.random() < share:
             renamed = renamer.rename([m["content"] for m in messages])
             messages = [{**m, "content": text} for m, text in zip(messages, renamed)]
         yield sft_row(r["id"], q, messages)
@@ -164,11 +165,7 @@ def build_world(out_dir: str | Path, config: WorldConfig = WorldConfig()) -> dic
         write_jsonl(out / "qa" / f"{split}.jsonl", rows)
         with atomic_open(out / "qa" / f"{split}.parquet", "wb") as f:
             pq.write_table(verl_table(rows, split, prompt), f)
-        rename = split == "train" and config.rename_share > 0
-        write_jsonl(out / "sft" / f"{split}.jsonl", sft_rows(rows, pairs, prompt, world, config) if rename else (
-            sft_row(r["id"], q, prompt.messages(q.question) + [{"role": "assistant", "content": t}])
-            for r, (q, t, _) in zip(rows, pairs)
-        ))
+        write_jsonl(out / "sft" / f"{split}.jsonl", sft_rows(rows, pairs, prompt, world, config, split))
         counts[split] = len(rows)
         if config.pairs_per_question > 0:
             pair_rng = random.Random(config.seed * 1000 + PAIR_SEED_OFFSET + SPLIT_SEEDS[split])
