@@ -54,7 +54,7 @@ def row_label(path: tuple[str, ...]) -> str:
         numbers = [s[len(kind):] for s in path if s.startswith(kind)]
         if numbers:
             parts.append(kind.upper() + "&".join(numbers))
-    return "+".join(parts) or "base"
+    return "+".join(parts) or BASE_ROW
 
 
 def stage_tree(rows: list[str]) -> list[StageNode]:
