@@ -8,8 +8,10 @@ from typing import Any
 import lightning as L
 import torch
 
+from coa.distributed import summed_over_processes
 from coa.rollout.engines.base import GenerationEngine
 from coa.rollout.engines.hf import HFEngine
+from coa.rollout.engines.streams import RowStreams, episode_seed
 from coa.formats.action_format import action_format as tags_of
 from coa.rewards.base import reward_from_config
 from coa.rewards.em import exact_match
@@ -18,11 +20,16 @@ from coa.rollout.environments import Environment
 from coa.rollout.runner import Rollout, RolloutRunner, RolloutSettings
 
 
+SUMMED_SUFFIXES = ("_calls", "_errors", "_probes", "tokens_per_s")  # counts (and throughput) add up over processes
+
+
 class RolloutCallback(L.Callback):
     """Generation → environment → generation … for every prompt of the batch, `group_size` times; then rewards.
 
     Hands the GRPO module a `RolloutBatch` (`pl_module.rollouts`) and logs what the rollouts did.
-    The sampling generator's state is saved in checkpoints, so a resumed run draws the same rollouts.
+    Each episode samples from its own random stream, seeded by (`seed`, the optimizer step, its place in the
+    global batch, its question's id, its place in the group): a resumed run draws the same rollouts, and so does
+    a run whose batch is split over several processes (each rank's prompts are its slice of the global batch).
 
     Args:
         environment: answers actions: RealEnvironment, SimulatedEnvironment, MixedEnvironment or a subclass.
@@ -72,7 +79,7 @@ class RolloutCallback(L.Callback):
         self.engine_name, self.engine_args = engine, dict(engine_args or {})
         self.generation_batch_size = generation_batch_size
         self.samples_every_n_steps, self.num_samples = samples_every_n_steps, num_samples
-        self.generator = torch.Generator().manual_seed(seed)
+        self.seed = seed
         self.engine: GenerationEngine | None = None
         self.runner: RolloutRunner | None = None
         self._synced_step = -1
@@ -102,7 +109,8 @@ class RolloutCallback(L.Callback):
         self.environment.set_step(trainer.global_step)
         items = [item for item in batch for _ in range(self.group_size)]  # a prompt's group stays together
         start = time.perf_counter()
-        rollouts = self.runner.run([i.prompt_ids for i in items], [i.golds for i in items], self.generator)
+        streams = self.episode_streams(batch, trainer.global_step, trainer.global_rank)
+        rollouts = self.runner.run([i.prompt_ids for i in items], [i.golds for i in items], streams)
         generation_s = time.perf_counter() - start
         texts = [self.runner.text(r) for r in rollouts]
         rewards = self.reward(texts, [i.golds for i in items], [i.prompt_text for i in items])
@@ -112,6 +120,14 @@ class RolloutCallback(L.Callback):
         self._log(pl_module, rollouts, texts, items, rewards, generation_s)
         if self.samples_every_n_steps and trainer.global_step % self.samples_every_n_steps == 0:
             self._log_samples(trainer, items, texts, rewards)
+
+    def episode_streams(self, batch: list, step: int, rank: int) -> RowStreams:
+        """One stream per episode of the batch (its prompts times the group), the same on any number of processes."""
+        first = rank * len(batch)  # this rank's slice of the global batch (coa's sampler hands out slices)
+        return RowStreams.from_seeds([
+            episode_seed(self.seed, step, first + position, item.id, member)
+            for position, item in enumerate(batch) for member in range(self.group_size)
+        ])
 
     def _log(self, pl_module, rollouts: list[Rollout], texts: list[str], items: list, rewards: list[float], seconds: float) -> None:
         n = len(rollouts)
@@ -130,10 +146,14 @@ class RolloutCallback(L.Callback):
             "rollout/simulated_calls": float(sum(r.simulated_calls for r in rollouts)),
             "rollout/tool_errors": float(sum(r.tool_errors for r in rollouts)),
             "perf/gen_tokens_per_s": generated / max(seconds, 1e-9),
-            **self.environment.pop_metrics(),
         }
-        for name, value in metrics.items():
-            pl_module.log(name, float(value), prog_bar=name == "rollout/reward_mean", batch_size=n)
+        for name, value in metrics.items():  # counts add up over processes, rates and means average
+            pl_module.log(name, float(value), prog_bar=name == "rollout/reward_mean", batch_size=n, sync_dist=True,
+                          reduce_fx="sum" if name.endswith(SUMMED_SUFFIXES) else "mean")
+        # the environment's counts differ in keys from process to process (no call, no key): summed first
+        env = self.environment.metrics(summed_over_processes(self.environment.pop_counts()))
+        for name, value in env.items():
+            pl_module.log(name, float(value), batch_size=n)  # the same on every process: no sync
 
     def _log_samples(self, trainer: L.Trainer, items: list, texts: list[str], rewards: list[float]) -> None:
         log_table = getattr(trainer.logger, "log_table", None)
@@ -146,7 +166,11 @@ class RolloutCallback(L.Callback):
         log_table(key="rollout/samples", columns=["step", "id", "prompt_tail", "golds", "response", "reward"], data=rows)
 
     def state_dict(self) -> dict[str, Any]:
-        return {"generator": self.generator.get_state()}
+        return {"seed": self.seed}  # the streams follow from it and the step: nothing else to restore
 
     def load_state_dict(self, state_dict: dict[str, Any]) -> None:
-        self.generator.set_state(state_dict["generator"])
+        if state_dict.get("seed", self.seed) != self.seed:
+            raise ValueError(
+                f"RolloutCallback.seed={self.seed}, but the checkpoint was written with seed {state_dict['seed']}: "
+                "resume with the seed it was trained with (or start afresh) so the rollouts continue where they were"
+            )

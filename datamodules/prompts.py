@@ -38,7 +38,8 @@ class PromptDataModule(TokenizedDataModule):
         trust_remote_code: for tokenizers with custom code (the policy's setting).
         chat_template: a Jinja template or .jinja file instead of the tokenizer's own (the policy's setting).
         add_action_tokens: the action tags as tokens of their own, as the policy adds them (the policy's setting).
-        batch_size: questions per step (each rolled out `group_size` times by the callback).
+        batch_size: questions per step and process (each rolled out `group_size` times by the callback; a DDP
+            run's global batch is batch_size x processes).
         max_length: prompts longer than this many tokens are left out (with a warning).
         prompt: instruction template ("autocoa", "short", or a text with `{question}`); None takes the
             model's own (`coa_agent.json` beside the tokenizer), else "autocoa".

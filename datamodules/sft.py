@@ -20,7 +20,7 @@ class SFTDataModule(TokenizedDataModule):
         trust_remote_code: for tokenizers with custom code (the policy's setting).
         chat_template: a Jinja template or .jinja file instead of the tokenizer's own (the policy's setting).
         add_action_tokens: the action tags as tokens of their own, as the policy adds them (the policy's setting).
-        batch_size: examples per batch.
+        batch_size: examples per batch and process (a DDP run's global batch is batch_size x processes).
         max_length: examples longer than this many tokens are left out (with a warning).
         prompt: instruction template ("autocoa", "short", or a text with `{question}`); None takes the
             model's own (`coa_agent.json` beside the tokenizer), else "autocoa".

@@ -68,12 +68,15 @@ class TokenizedDataModule(L.LightningDataModule):
         return kept
 
     def train_dataloader(self) -> DataLoader:
-        bs = self.hparams.batch_size
+        bs = self.hparams.batch_size  # per process: a DDP run's global batch is batch_size x world size
         lengths = [self.num_tokens(item) for item in self.train_set] if self.hparams.get("group_by_length") else None
-        sampler = ResumableSampler(len(self.train_set), bs, seed=self.hparams.seed, lengths=lengths)
         trainer = self.trainer
+        processes, rank = (trainer.world_size, trainer.global_rank) if trainer is not None else (1, 0)
+        sampler = ResumableSampler(
+            len(self.train_set), bs, seed=self.hparams.seed, lengths=lengths, num_replicas=processes, rank=rank
+        )
         if trainer is not None and trainer.global_step > 0:  # resuming: continue where the checkpoint stopped
-            sampler.skip_to(self.batches_done() * bs)
+            sampler.skip_to(self.batches_done() * bs * processes)
         return DataLoader(self.train_set, batch_size=bs, sampler=sampler, collate_fn=self._collate, drop_last=True)
 
     def batches_done(self) -> int:

@@ -8,6 +8,7 @@ from collections.abc import Iterator
 import torch
 from torch import Tensor
 
+from coa.distributed import global_mean_factor
 from coa.losses.grpo import AGGREGATIONS, grpo_token_loss, group_advantages, token_weights
 from coa.modules.stage import PolicyStage
 from coa.policy import Policy
@@ -86,6 +87,9 @@ class GRPOModule(PolicyStage):
         seq_index = torch.nonzero(targets)[:, 0]
         advantages = group_advantages(rollouts.rewards, rollouts.group_size, self.hparams.scale_advantages)
         weights = token_weights(seq_index, rollouts.input_ids.shape[0], self.hparams.loss_aggregation)
+        # under DDP: this process's share of the global batch's mean (1 on one process)
+        averaged_over = seq_index.numel() if self.hparams.loss_aggregation == "token_mean" else rollouts.input_ids.shape[0]
+        weights = weights * global_mean_factor(averaged_over).to(weights.device)
         old = self._old_logprobs(rollouts) if self.hparams.updates_per_batch > 1 else None
         ref = self._reference_logprobs(rollouts) if self.hparams.kl_coef > 0 else None
         for _ in range(self.hparams.updates_per_batch):
@@ -157,10 +161,11 @@ class GRPOModule(PolicyStage):
         return PromptGroups(mb.prompt_lengths, mb.group_size)
 
     def _log_step(self, stats: dict[str, Tensor], advantages: Tensor, train_tokens_per_s: Tensor) -> None:
-        self.log("train/loss", stats.get("loss", torch.tensor(0.0)), prog_bar=True)
+        """Every value is this process's share of the global batch's: the mean over processes is the global one."""
+        self.log("train/loss", stats.get("loss", torch.tensor(0.0)), prog_bar=True, sync_dist=True)
         for name in ("kl", "clip_fraction", "entropy"):
             if name in stats:
-                self.log(f"train/{name}", stats[name])
-        self.log("train/advantage_abs_mean", advantages.abs().mean())
+                self.log(f"train/{name}", stats[name], sync_dist=True)
+        self.log("train/advantage_abs_mean", advantages.abs().mean(), sync_dist=True)
         self.log("train/lr", self.optimizers().param_groups[0]["lr"])
-        self.log("perf/train_tokens_per_s", train_tokens_per_s)
+        self.log("perf/train_tokens_per_s", train_tokens_per_s, sync_dist=True, reduce_fx="sum")

@@ -7,6 +7,7 @@ import time
 from torch import Tensor
 
 from coa.data.batch import SFTBatch
+from coa.distributed import global_mean_factor
 from coa.modules.stage import PolicyStage
 from coa.policy import Policy
 
@@ -42,17 +43,20 @@ class SFTModule(PolicyStage):
         return -self.policy.target_logprobs(batch.input_ids, batch.attention_mask, targets).mean()
 
     def training_step(self, batch: SFTBatch, batch_idx: int) -> Tensor:
-        loss = self.loss(batch)
-        self.log("train/loss", loss, prog_bar=True)
+        tokens = (batch.loss_mask[:, 1:] * batch.attention_mask[:, 1:]).sum()
+        # under DDP: this process's share of the mean over the global batch's tokens (1 on one process)
+        loss = self.loss(batch) * global_mean_factor(tokens).to(self.device)
+        self.log("train/loss", loss, prog_bar=True, sync_dist=True)
         self.log("train/lr", self.optimizers().param_groups[0]["lr"])
-        self.log("train/loss_tokens", batch.loss_mask[:, 1:].sum().float())
+        self.log("train/loss_tokens", tokens.float(), sync_dist=True, reduce_fx="sum")
         now = time.perf_counter()
-        if self._tick is not None:
-            self.log("perf/tokens_per_s", batch.attention_mask.sum().float() / (now - self._tick), prog_bar=True)
+        if self._tick is not None:  # all processes together
+            tokens_per_s = batch.attention_mask.sum().float() / (now - self._tick)
+            self.log("perf/tokens_per_s", tokens_per_s, prog_bar=True, sync_dist=True, reduce_fx="sum")
         self._tick = now
         return loss
 
     def validation_step(self, batch: SFTBatch, batch_idx: int) -> Tensor:
         loss = self.loss(batch)
-        self.log("val/loss", loss, prog_bar=True, batch_size=batch.input_ids.shape[0])
+        self.log("val/loss", loss, prog_bar=True, batch_size=batch.input_ids.shape[0], sync_dist=True)
         return loss

@@ -66,12 +66,13 @@ class TriggerModule(PolicyStage):
 
     def _log_parts(self, stage: str, out: TriggerLoss, pairs: int) -> None:
         on_step = stage == "train"
-        self.log(f"{stage}/loss", out.loss, prog_bar=True, batch_size=pairs, on_step=on_step, on_epoch=not on_step)
+        self.log(f"{stage}/loss", out.loss, prog_bar=True, batch_size=pairs, on_step=on_step, on_epoch=not on_step,
+                 sync_dist=True)
         for name, value in (
             ("loss_contrastive", out.contrastive), ("loss_nll", out.nll),
             ("pair_accuracy", out.accuracy), ("margin", out.margin),
         ):
-            self.log(f"{stage}/{name}", value, batch_size=pairs, on_step=on_step, on_epoch=not on_step)
+            self.log(f"{stage}/{name}", value, batch_size=pairs, on_step=on_step, on_epoch=not on_step, sync_dist=True)
 
     def training_step(self, batch: SFTBatch, batch_idx: int) -> Tensor:
         out = self.loss(batch)

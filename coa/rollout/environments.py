@@ -12,11 +12,11 @@ from abc import ABC, abstractmethod
 from dataclasses import dataclass
 from typing import Literal
 
-import torch
 from transformers import PreTrainedTokenizerBase
 
 from coa.rollout.engines.base import GenerationEngine, SamplingSettings
 from coa.rollout.engines.stop import end_of_sequence_ids
+from coa.rollout.engines.streams import RowStreams, as_streams
 from coa.formats.action_format import AUTOCOA, ActionFormat
 from coa.rewards.em import f1_score, normalize_answer
 from coa.tools.base import Tool
@@ -85,16 +85,29 @@ class Environment(ABC):
         """The optimizer step about to be taken (for schedules); most environments ignore it."""
 
     @abstractmethod
-    def respond(self, requests: list[ActionRequest], generator: torch.Generator | None = None) -> list[Observation]:
-        """One observation per request, in order; never raises for a tool's failure."""
+    def respond(self, requests: list[ActionRequest], streams: RowStreams | None = None) -> list[Observation]:
+        """One observation per request, in order; never raises for a tool's failure.
+
+        `streams` holds each request's episode's random stream: an environment that draws (a simulated
+        observation, a real-or-simulated choice) draws from the request's own, so an episode's observations do
+        not depend on the episodes beside it. None: streams from seed 0.
+        """
 
     def count(self, key: str, value: float = 1.0) -> None:
         self.counts[key] = self.counts.get(key, 0.0) + value
 
-    def pop_metrics(self) -> dict[str, float]:
-        """What was counted since the last call (`env/real_calls`, `env/simulated_calls`, `env/tool_errors`, ...)."""
+    def pop_counts(self) -> dict[str, float]:
+        """What was counted since the last call (`real_calls`, `simulated_calls`, `tool_errors`, ...)."""
         out, self.counts = self.counts, {}
-        return {f"env/{k}": v for k, v in out.items()}
+        return out
+
+    def metrics(self, counts: dict[str, float]) -> dict[str, float]:
+        """`env/...` metrics from counts (one process's, or summed over a DDP run's processes)."""
+        return {f"env/{k}": v for k, v in counts.items()}
+
+    def pop_metrics(self) -> dict[str, float]:
+        """The metrics of what was counted since the last call."""
+        return self.metrics(self.pop_counts())
 
 
 class RealEnvironment(Environment):
@@ -108,7 +121,7 @@ class RealEnvironment(Environment):
         super().__init__()
         self.tool = tool if isinstance(tool, Tool) else tool_from_config(tool)
 
-    def respond(self, requests: list[ActionRequest], generator: torch.Generator | None = None) -> list[Observation]:
+    def respond(self, requests: list[ActionRequest], streams: RowStreams | None = None) -> list[Observation]:
         texts, failed = call_tool(self.tool, [r.query for r in requests])
         self.count("real_calls", len(requests))
         self.count("tool_errors", sum(failed))
@@ -165,9 +178,10 @@ class SimulatedEnvironment(Environment):
         self.fidelity_tool = fidelity_tool if fidelity_tool is None or isinstance(fidelity_tool, Tool) else tool_from_config(fidelity_tool)
         self.fidelity_share = fidelity_share
 
-    def respond(self, requests: list[ActionRequest], generator: torch.Generator | None = None) -> list[Observation]:
+    def respond(self, requests: list[ActionRequest], streams: RowStreams | None = None) -> list[Observation]:
         if not requests:
             return []
+        streams = as_streams(streams, len(requests))
         b = self._bound()
         opener = b.tokenizer.encode(" " + b.fmt.observation_open, add_special_tokens=False)
         closer = b.tokenizer.encode(" " + b.fmt.observation_close, add_special_tokens=False)
@@ -175,7 +189,7 @@ class SimulatedEnvironment(Environment):
             max_new_tokens=self.max_observation_tokens, temperature=b.temperature, top_p=b.top_p,
             stop_strings=(b.fmt.observation_close,), stop_token_ids=b.stop_token_ids or end_of_sequence_ids(b.tokenizer),
         )
-        generations = b.engine.generate([r.context_ids + opener for r in requests], settings, generator)
+        generations = b.engine.generate([r.context_ids + opener for r in requests], settings, streams)
         observations = []
         for g in generations:
             if g.finish_reason == "stop":
@@ -185,15 +199,13 @@ class SimulatedEnvironment(Environment):
                 ids, text = opener + body + closer, b.tokenizer.decode(body, skip_special_tokens=True)
             observations.append(Observation(text.strip(), "simulated", token_ids=ids))
         self.count("simulated_calls", len(requests))
-        self._measure_fidelity(requests, observations, generator)
+        self._measure_fidelity(requests, observations, streams)
         return observations
 
-    def _measure_fidelity(
-        self, requests: list[ActionRequest], observations: list[Observation], generator: torch.Generator | None
-    ) -> None:
+    def _measure_fidelity(self, requests: list[ActionRequest], observations: list[Observation], streams: RowStreams) -> None:
         if self.fidelity_tool is None or self.fidelity_share <= 0:
             return
-        draws = torch.rand(len(requests), generator=generator)
+        draws = streams.uniforms(1)[:, 0]
         chosen = [i for i in range(len(requests)) if draws[i] < self.fidelity_share]
         if not chosen:
             return
@@ -210,9 +222,9 @@ class SimulatedEnvironment(Environment):
                 self.count("real_gold_hits", float(gold_in(text, requests[i].golds)))
                 self.count("gold_probes")
 
-    def pop_metrics(self) -> dict[str, float]:
+    def metrics(self, counts: dict[str, float]) -> dict[str, float]:
         """Adds `env/sim_fidelity` (mean token F1, simulated vs real) and gold-answer hit rates of both."""
-        out = super().pop_metrics()
+        out = super().metrics(counts)
         n = out.pop("env/sim_fidelity_n", 0.0)
         total = out.pop("env/sim_fidelity_sum", 0.0)
         if n:
@@ -267,18 +279,28 @@ class MixedEnvironment(Environment):
     def set_step(self, step: int) -> None:
         self.step = step
 
-    def respond(self, requests: list[ActionRequest], generator: torch.Generator | None = None) -> list[Observation]:
+    def respond(self, requests: list[ActionRequest], streams: RowStreams | None = None) -> list[Observation]:
+        streams = as_streams(streams, len(requests))
         if self.real_from_step is not None:
             is_real = [self.step >= self.real_from_step] * len(requests)
         else:
-            is_real = (torch.rand(len(requests), generator=generator) < self.real_probability).tolist()
+            is_real = (streams.uniforms(1)[:, 0] < self.real_probability).tolist()
         real_idx = [i for i, r in enumerate(is_real) if r]
         sim_idx = [i for i, r in enumerate(is_real) if not r]
         out: list[Observation | None] = [None] * len(requests)
         for idx, env in ((real_idx, self.real), (sim_idx, self.simulated)):
-            for i, obs in zip(idx, env.respond([requests[i] for i in idx], generator) if idx else []):
+            for i, obs in zip(idx, env.respond([requests[i] for i in idx], streams.select(idx)) if idx else []):
                 out[i] = obs
         return out  # type: ignore[return-value]
 
-    def pop_metrics(self) -> dict[str, float]:
-        return {**self.real.pop_metrics(), **self.simulated.pop_metrics(), **super().pop_metrics()}
+    def pop_counts(self) -> dict[str, float]:
+        """Its own counts and those of both environments it mixes, by name (`simulated/...`, `real/...`)."""
+        parts = {"real/": self.real.pop_counts(), "simulated/": self.simulated.pop_counts(), "": super().pop_counts()}
+        return {prefix + k: v for prefix, counts in parts.items() for k, v in counts.items()}
+
+    def metrics(self, counts: dict[str, float]) -> dict[str, float]:
+        def part(prefix: str) -> dict[str, float]:
+            return {k[len(prefix):]: v for k, v in counts.items() if k.startswith(prefix)}
+
+        own = {k: v for k, v in counts.items() if not k.startswith(("real/", "simulated/"))}
+        return {**self.real.metrics(part("real/")), **self.simulated.metrics(part("simulated/")), **super().metrics(own)}

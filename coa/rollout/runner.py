@@ -9,6 +9,7 @@ from transformers import PreTrainedTokenizerBase
 
 from coa.rollout.engines.base import Generation, GenerationEngine, SamplingSettings
 from coa.rollout.engines.stop import end_of_sequence_ids
+from coa.rollout.engines.streams import RowStreams, as_streams
 from coa.formats.action_format import AUTOCOA, ActionFormat
 from coa.rollout.environments import ActionRequest, Binding, Environment, Observation, RealEnvironment
 from coa.tools.base import Tool
@@ -100,23 +101,27 @@ class RolloutRunner:
         )
 
     def run(
-        self, prompts: list[list[int]], golds: list[list[str]] | None = None, generator: torch.Generator | None = None
+        self, prompts: list[list[int]], golds: list[list[str]] | None = None,
+        generator: torch.Generator | RowStreams | None = None,
     ) -> list[Rollout]:
         """Episodes for `prompts` (a prompt repeated n times gives a group of n, kept in order).
 
         Args:
             prompts: token ids per episode.
             golds: gold answers per episode (optional; environments may use them for statistics).
-            generator: the randomness of sampling and of the environment; advanced by each call.
+            generator: the randomness of sampling and of the environment: RowStreams, one per episode (an
+                episode then is the same whichever episodes share the batch), or a generator they are drawn
+                from (advanced by each call); None: seed 0.
         """
         rollouts = [Rollout(prompt_ids=list(p), golds=tuple(golds[i]) if golds else ()) for i, p in enumerate(prompts)]
+        streams = as_streams(generator, len(rollouts))
         with self.engine.session():
             for _ in range(self.settings.max_actions + 2):
-                active = [r for r in rollouts if not r.done]
+                active = [i for i, r in enumerate(rollouts) if not r.done]
                 if not active:
                     break
-                waiting = self._generate_turn(active, generator)
-                self._observe(waiting, generator)
+                waiting = self._generate_turn([rollouts[i] for i in active], streams.select(active))
+                self._observe(waiting)
         for r in rollouts:
             if not r.done:
                 r.done, r.truncated = True, True
@@ -128,17 +133,21 @@ class RolloutRunner:
         ids = [t for t in rollout.response_ids if t not in self.stop_token_ids]
         return self.tokenizer.decode(ids, skip_special_tokens=False)
 
-    def _generate_turn(self, active: list[Rollout], generator: torch.Generator | None) -> list[tuple[Rollout, str]]:
-        """Generates one turn for every active episode; returns those that stopped on an action, with its argument."""
+    def _generate_turn(self, active: list[Rollout], streams: RowStreams) -> list[tuple[Rollout, str, torch.Generator]]:
+        """Generates one turn for every active episode; returns those that stopped on an action, with its argument
+        and the episode's stream.
+
+        Every call asks for `max_turn_tokens` and each episode's turn is then cut to its own token budget, so no
+        episode's turn depends on another's budget (nor its draws on which episodes share the call)."""
         s = self.settings
-        budget = [s.max_response_tokens - len(r.response_ids) for r in active]
         settings = SamplingSettings(
-            max_new_tokens=max(1, min(s.max_turn_tokens, min(budget))), temperature=s.temperature, top_p=s.top_p,
+            max_new_tokens=s.max_turn_tokens, temperature=s.temperature, top_p=s.top_p,
             stop_strings=(self.fmt.action_close,), stop_token_ids=self.stop_token_ids,
         )
-        outputs = self.engine.generate([r.prompt_ids + r.response_ids for r in active], settings, generator)
+        outputs = self.engine.generate([r.prompt_ids + r.response_ids for r in active], settings, streams)
         waiting = []
-        for r, g in zip(active, outputs):
+        for row, (r, g) in enumerate(zip(active, outputs)):
+            g = cut_to_budget(self.tokenizer, g, max(1, s.max_response_tokens - len(r.response_ids)))
             r.append(g.token_ids, from_policy=True)
             action = self._action(g)
             if action is None:
@@ -147,7 +156,7 @@ class RolloutRunner:
             elif len(r.response_ids) >= s.max_response_tokens:
                 r.done, r.truncated = True, True
             else:
-                waiting.append((r, action))
+                waiting.append((r, action, streams.generators[row]))
         return waiting
 
     def _action(self, g: Generation) -> str | None:
@@ -155,18 +164,20 @@ class RolloutRunner:
             return None
         return self.fmt.last_action(g.text) or ""
 
-    def _observe(self, waiting: list[tuple[Rollout, str]], generator: torch.Generator | None) -> None:
+    def _observe(self, waiting: list[tuple[Rollout, str, torch.Generator]]) -> None:
         """Sends every pending action of the batch to the environment in one call; past the budget, answers for it."""
         asked: list[Rollout] = []
         requests: list[ActionRequest] = []
-        for r, action in waiting:
+        asked_streams: list[torch.Generator] = []
+        for r, action, stream in waiting:
             r.actions.append(action)
             if len(r.actions) > self.settings.max_actions:
                 self._append(r, Observation(BUDGET_MESSAGE, "budget"))
             else:
                 asked.append(r)
+                asked_streams.append(stream)
                 requests.append(ActionRequest(r.prompt_ids + r.response_ids, action, r.golds))
-        observations = self.environment.respond(requests, generator) if requests else []
+        observations = self.environment.respond(requests, RowStreams(asked_streams)) if requests else []
         for r, observation in zip(asked, observations):
             r.tool_calls += 1
             r.real_calls += observation.source == "real"
@@ -180,6 +191,14 @@ class RolloutRunner:
         if ids is None:
             ids = self.tokenizer.encode(self.fmt.format_observation(observation.text), add_special_tokens=False)
         r.append(ids, from_policy=False)
+
+
+def cut_to_budget(tokenizer: PreTrainedTokenizerBase, g: Generation, budget: int) -> Generation:
+    """`g` cut to its first `budget` tokens (finish reason "length"), or `g` itself where it fits."""
+    if len(g.token_ids) <= budget:
+        return g
+    kept = g.token_ids[:budget]
+    return Generation(kept, tokenizer.decode(kept, skip_special_tokens=False, clean_up_tokenization_spaces=False), "length")
 
 
 class UnavailableTool(Tool):

@@ -1,6 +1,5 @@
 """GRPOModule: the loss by hand on a fixed batch, a seeded run whose reward rises, SIGKILL + resume, configs."""
 
-import csv
 import os
 import signal
 import subprocess
@@ -8,7 +7,6 @@ import sys
 import time
 from pathlib import Path
 
-import yaml
 import pytest
 import torch
 from transformers import AutoModelForCausalLM
@@ -17,23 +15,12 @@ from coa.lightning_cli import run_lightning_cli
 from coa.losses.grpo import group_advantages
 from coa.modules.grpo import GRPOModule
 from coa.policy import Policy
-from coa.rewards.base import REWARDS
 from coa.rollout.batch import RolloutBatch, collate_rollouts
 from coa.rollout.runner import Rollout
+from rl_runs import logged, rl_args, rl_config
 
 ROOT = Path(__file__).resolve().parents[2]
 
-# A reward any random model can climb: the share of the letter "e" in what it writes.
-REWARD_MODULE = '''
-from coa.rewards.base import Reward
-
-class ShareOfE(Reward):
-    name = "test_share_of_e"
-
-    def score(self, response, golds, prompt):
-        letters = [c for c in response if c.isalpha()]
-        return sum(c == "e" for c in letters) / max(1, len(letters))
-'''
 
 
 def fixed_batch(pad: int) -> RolloutBatch:
@@ -78,53 +65,6 @@ def test_the_output_layer_sees_only_the_policy_tokens(small_model_dir):
     handle.remove()
     policy_targets = int((batch.loss_mask[:, 1:] * batch.attention_mask[:, 1:]).sum())
     assert policy_targets == 9 and seen == [9]  # one call, on the 9 positions that predict a policy token
-
-
-def rl_config(tmp_path: Path, stage: str = "rl2", reward: str | None = None, **rollout) -> Path:
-    """configs/<stage>.yaml with the RolloutCallback's settings changed, written beside the test."""
-    config = yaml.safe_load((ROOT / "configs" / f"{stage}.yaml").read_text())
-    callback = config["trainer"]["callbacks"][0]["init_args"]
-    callback.update({"group_size": 4, "max_turn_tokens": 16, "max_response_tokens": 32, "max_actions": 2, **rollout})
-    if reward is not None:
-        callback["reward"] = reward
-    path = tmp_path / f"{stage}_test.yaml"
-    path.write_text(yaml.safe_dump(config))
-    return path
-
-
-def rl_args(config: Path, world: Path, model_dir: Path, root: Path, steps: int) -> list[str]:
-    return [
-        "fit", "--config", str(config),
-        f"--corpus={world / 'corpus.jsonl'}",
-        f"--trainer.default_root_dir={root}",
-        f"--trainer.max_steps={steps}",
-        "--trainer.enable_progress_bar=false",
-        "--trainer.logger=lightning.pytorch.loggers.CSVLogger",
-        f"--trainer.logger.init_args.save_dir={root}",
-        "--trainer.callbacks.init_args.every_n_train_steps=3",
-        f"--model.init_args.policy.init_args.model_name_or_path={model_dir}",
-        "--model.init_args.warmup_steps=0",
-        f"--data.init_args.train_path={world / 'qa' / 'train.jsonl'}",
-        "--data.init_args.batch_size=2",
-    ]
-
-
-def logged(root: Path, name: str) -> list[float]:
-    """The per-step values of one metric from the CSV logger's file (the newest run's: a resume adds a version)."""
-    path = max(root.glob("*/version_*/metrics.csv"), key=lambda p: int(p.parent.name.split("_")[1]))
-    rows = list(csv.DictReader(path.open()))
-    return [float(r[name]) for r in rows if r.get(name) not in (None, "")]
-
-
-@pytest.fixture
-def reward_on_path(tmp_path, monkeypatch):
-    package = tmp_path / "user_rewards"
-    package.mkdir()
-    (package / "__init__.py").write_text("")
-    (package / "share.py").write_text(REWARD_MODULE)
-    monkeypatch.syspath_prepend(str(tmp_path))
-    monkeypatch.setattr(REWARDS, "classes", dict(REWARDS.registered()))  # the test's reward stays the test's
-    return "user_rewards.share.ShareOfE", tmp_path
 
 
 def test_a_seeded_tiny_run_raises_the_mean_reward(small_world, small_model_dir, tmp_path, reward_on_path):

@@ -12,6 +12,7 @@ import torch
 
 if TYPE_CHECKING:
     from coa.policy import Policy
+    from coa.rollout.engines.streams import RowStreams
 
 FinishReason = Literal["stop", "eos", "length"]
 
@@ -54,18 +55,20 @@ class Generation:
 
 
 class GenerationEngine(ABC):
-    """Turns prompts (token ids) into continuations; sampling draws from a per-call generator, never the global RNG."""
+    """Turns prompts (token ids) into continuations; sampling draws from the call's randomness, never the global RNG."""
 
     @abstractmethod
     def generate(
-        self, prompts: list[list[int]], settings: SamplingSettings, generator: torch.Generator | None = None
+        self, prompts: list[list[int]], settings: SamplingSettings, generator: torch.Generator | RowStreams | None = None
     ) -> list[Generation]:
         """One continuation per prompt, in order.
 
         Args:
             prompts: token ids, one list per prompt.
             settings: limits, sampling and stops.
-            generator: the source of randomness for this call (sampling only); None draws a fixed seed 0.
+            generator: the randomness of this call (sampling only): RowStreams (one stream per prompt: a row's
+                sample does not depend on the rows beside it), or a generator the rows' streams are drawn from;
+                None draws them from a fixed seed 0.
         """
 
     def eos_token_ids(self) -> tuple[int, ...]:

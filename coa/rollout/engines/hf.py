@@ -13,10 +13,11 @@ from tqdm import tqdm
 from transformers import PreTrainedTokenizerBase, StoppingCriteria, StoppingCriteriaList
 
 from coa.models.forward_args import cache_argument, position_ids_from_mask, returned_cache
-from coa.rollout.engines.base import Generation, GenerationEngine, SamplingSettings, draw_seed
+from coa.rollout.engines.base import Generation, GenerationEngine, SamplingSettings
 from coa.rollout.engines.decode import DecodeInput, DecodeSettings, decode, decodes_leanly
 from coa.rollout.engines.prefix_cache import CachedBatch, Continuation, PrefixCache, holes_after
 from coa.rollout.engines.stop import cut_ids_at_text, first_stop
+from coa.rollout.engines.streams import RowStreams, as_streams
 
 
 class HFEngine(GenerationEngine):
@@ -61,17 +62,15 @@ class HFEngine(GenerationEngine):
 
     @torch.no_grad()
     def generate(
-        self, prompts: list[list[int]], settings: SamplingSettings, generator: torch.Generator | None = None
+        self, prompts: list[list[int]], settings: SamplingSettings, generator: torch.Generator | RowStreams | None = None
     ) -> list[Generation]:
         out: list[Generation | None] = [None] * len(prompts)
+        streams = as_streams(generator, len(prompts))
         plan = self._plan(prompts)
-        seed = draw_seed(generator)
-        sampler = torch.Generator(next(self.model.parameters()).device).manual_seed(seed)
         with _eval_mode(self.model), torch.random.fork_rng(devices=_devices(self.model)):
-            torch.manual_seed(seed)  # `generate` samples from the global RNG: this call's, restored after
             for rows, cached in tqdm(plan, desc="generate", unit="batch", leave=False, disable=not self.progress):
                 batch = _Batch.build([prompts[i] for i in rows], cached, self.pad_token_id)
-                for i, g in zip(rows, self._generate_batch(batch, settings, sampler)):
+                for i, g in zip(rows, self._generate_batch(batch, settings, streams.select(rows))):
                     out[i] = g
         return out  # type: ignore[return-value]
 
@@ -91,16 +90,17 @@ class HFEngine(GenerationEngine):
         plan += [(fresh[s : s + self.batch_size], None) for s in range(0, len(fresh), self.batch_size)]
         return plan
 
-    def _generate_batch(
-        self, batch: _Batch, settings: SamplingSettings, generator: torch.Generator
-    ) -> list[Generation]:
+    def _generate_batch(self, batch: _Batch, settings: SamplingSettings, streams: RowStreams) -> list[Generation]:
         device = next(self.model.parameters()).device
         batch = batch.to(device)
         if batch.cache is None and batch.width > 1:
             batch = self._prefill_repeated_prompts(batch)
         if decodes_leanly(self.model):
-            sequences, cache = self._decode(batch, settings, generator)
+            sequences, cache = self._decode(batch, settings, streams)
         else:
+            # `generate` samples from the global RNG (forked around the call): one seed for the micro-batch, so
+            # rows sample independently of their neighbours only on the lean path
+            torch.manual_seed(streams.seeds()[0])
             sequences, cache = self._hf_generate(batch, settings)
         new = sequences[:, batch.width:].tolist()
         generations = [finish(self.tokenizer, tokens, settings) for tokens in new]
@@ -125,13 +125,14 @@ class HFEngine(GenerationEngine):
         cache.batch_select_indices(torch.tensor([rank[r] for r in source], device=batch.ids.device))  # type: ignore[attr-defined]
         return _Batch(batch.prompts, batch.ids, batch.attention, cache)
 
-    def _decode(self, batch: _Batch, settings: SamplingSettings, generator: torch.Generator) -> tuple[Tensor, object]:
+    def _decode(self, batch: _Batch, settings: SamplingSettings, streams: RowStreams) -> tuple[Tensor, object]:
         watch = self._stop_watch(settings, batch.width, len(batch.prompts))
+        uniforms = streams.uniforms(settings.max_new_tokens, batch.ids.device) if settings.temperature > 0 else None
         return decode(
             self.model, DecodeInput(batch.ids, batch.attention, batch.position_ids(), batch.cache),
             DecodeSettings(settings.max_new_tokens, settings.temperature, settings.top_p, settings.stop_token_ids,
                            self.pad_token_id),
-            stop=watch[0] if watch else None, generator=generator,
+            stop=watch[0] if watch else None, uniforms=uniforms,
         )
 
     def _hf_generate(self, batch: _Batch, settings: SamplingSettings) -> tuple[Tensor, object]:

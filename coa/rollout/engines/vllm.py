@@ -12,8 +12,9 @@ from typing import TYPE_CHECKING, Any
 import torch
 from transformers import PreTrainedTokenizerBase
 
-from coa.rollout.engines.base import Generation, GenerationEngine, SamplingSettings, draw_seed
+from coa.rollout.engines.base import Generation, GenerationEngine, SamplingSettings
 from coa.rollout.engines.stop import cut_ids_at_text, first_stop
+from coa.rollout.engines.streams import RowStreams, as_streams
 
 if TYPE_CHECKING:
     from coa.policy import Policy
@@ -140,15 +141,15 @@ class VLLMEngine(GenerationEngine):
         return cls(policy.model_name_or_path, policy.tokenizer, policy.trust_remote_code, **settings)
 
     def generate(
-        self, prompts: list[list[int]], settings: SamplingSettings, generator: torch.Generator | None = None
+        self, prompts: list[list[int]], settings: SamplingSettings, generator: torch.Generator | RowStreams | None = None
     ) -> list[Generation]:
         from vllm import SamplingParams
         from vllm.inputs import TokensPrompt
 
         self.wake_up()
-        rng = generator if generator is not None else torch.Generator().manual_seed(0)
-        # One seed per request, so a repeated prompt (a GRPO group) samples apart, and reproducibly.
-        requests: list[Request] = [(list(p), draw_seed(rng)) for p in prompts]
+        # One seed per request from the row's own stream, so a repeated prompt (a GRPO group) samples apart,
+        # reproducibly, and the same whichever rows share the call.
+        requests: list[Request] = list(zip((list(p) for p in prompts), as_streams(generator, len(prompts)).seeds()))
         everyone, mine = self._gather_tensor_parallel(requests)
         if not everyone:
             return []

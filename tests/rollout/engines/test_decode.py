@@ -72,11 +72,18 @@ def test_a_generation_config_asking_for_more_goes_through_generate(small_model_d
 
 def test_sampling_follows_the_probabilities_and_never_draws_a_zero_probability_token():
     probs = torch.tensor([[0.0, 0.2, 0.0, 0.8], [0.5, 0.0, 0.5, 0.0]]).repeat(4000, 1)
-    drawn = sample(probs, torch.Generator().manual_seed(0)).view(4000, 2)
+    drawn = sample(probs, torch.rand(8000, 1, generator=torch.Generator().manual_seed(0), dtype=torch.float64)).view(4000, 2)
     first, second = drawn[:, 0], drawn[:, 1]
     assert set(first.tolist()) == {1, 3} and set(second.tolist()) == {0, 2}
     assert abs((first == 3).float().mean().item() - 0.8) < 0.03
     assert abs((second == 0).float().mean().item() - 0.5) < 0.03
+
+
+def test_sampling_inverts_the_cumulative_distribution_at_the_given_uniform():
+    probs = torch.tensor([[0.1, 0.2, 0.3, 0.4]] * 5)
+    uniform = torch.tensor([[0.0], [0.0999], [0.1001], [0.65], [0.9999]], dtype=torch.float64)
+    # cumulative 0.1, 0.3, 0.6, 1.0: the first token whose cumulative sum passes u
+    assert sample(probs, uniform).tolist() == [0, 0, 1, 3, 3]
 
 
 def test_a_prompt_repeated_over_rows_is_read_once_and_gives_the_same_rows(multi_token_model_dir):

@@ -84,6 +84,22 @@ def test_sampling_draws_from_the_call_generator_and_leaves_the_global_rng_alone(
     assert first == a and second != first  # the generator advances: the next step samples anew
 
 
+def test_a_rows_sample_depends_on_its_own_stream_not_on_the_rows_beside_it(small_model_dir):
+    from coa.rollout.engines.streams import RowStreams
+
+    policy = Policy(str(small_model_dir))
+    tok = policy.tokenizer
+    prompts = [tok.encode(t, add_special_tokens=False) for t in ("What is", "Who was born earlier, a or b?", "x", "What is")]
+    settings = SamplingSettings(max_new_tokens=8, temperature=1.0)
+    seeds = [11, 12, 13, 14]
+    together = HFEngine(policy.model, tok, batch_size=4).generate(prompts, settings, RowStreams.from_seeds(seeds))
+    apart = [HFEngine(policy.model, tok, batch_size=2).generate(prompts[i:i + 2], settings, RowStreams.from_seeds(seeds[i:i + 2]))
+             for i in (0, 2)]
+    reversed_ = HFEngine(policy.model, tok).generate(prompts[::-1], settings, RowStreams.from_seeds(seeds[::-1]))
+    assert together == apart[0] + apart[1] == reversed_[::-1]
+    assert together[0] != together[3]  # the same prompt, another stream: another sample
+
+
 def test_train_mode_comes_back_even_when_generation_raises(small_model_dir):
     policy = Policy(str(small_model_dir))
     policy.model.train()
