@@ -72,6 +72,10 @@ class GRPOModule(PolicyStage):
         self.automatic_optimization = False
         self.rollouts: RolloutBatch | None = None  # set by the RolloutCallback before each step
 
+    def setup(self, stage: str) -> None:
+        super().setup(stage)
+        refuse_sharded_strategy(self.trainer.strategy)
+
     @property
     def updates_per_batch(self) -> int:
         return self.hparams.updates_per_batch
@@ -169,3 +173,14 @@ class GRPOModule(PolicyStage):
         self.log("train/advantage_abs_mean", advantages.abs().mean(), sync_dist=True)
         self.log("train/lr", self.optimizers().param_groups[0]["lr"])
         self.log("perf/train_tokens_per_s", train_tokens_per_s, sync_dist=True, reduce_fx="sum")
+
+
+def refuse_sharded_strategy(strategy) -> None:
+    """GRPO generates with the whole policy on every process and clips and steps its own optimizer: DDP only."""
+    name = type(strategy).__name__
+    if name.startswith(("FSDP", "DeepSpeed", "ModelParallel")):
+        raise ValueError(
+            f"trainer.strategy={name}: GRPOModule needs every process to hold the whole policy to generate its rollouts "
+            "(and steps its own optimizer); use strategy: ddp (configs/strategies/ddp_gpu.yaml). FSDP and DeepSpeed "
+            "serve the SFT stages (configs/strategies/fsdp.yaml, deepspeed_zero2.yaml)"
+        )

@@ -111,3 +111,23 @@ def test_bad_data_line_fails_at_setup_naming_file_and_line(tmp_path, small_world
     cli = run_lightning_cli(args, run=False)
     with pytest.raises(ValueError, match=r"train.jsonl:7: field 'messages'"):
         cli.datamodule.setup("fit")
+
+
+STRATEGIES = sorted((CONFIGS / "strategies").glob("*.yaml"))
+
+
+@pytest.mark.parametrize("overlay", STRATEGIES, ids=[p.name for p in STRATEGIES])
+def test_strategy_overlays_name_a_lightning_strategy_and_its_real_arguments(overlay):
+    import importlib
+    import inspect
+
+    import yaml
+    from lightning.pytorch.strategies import StrategyRegistry
+
+    strategy = yaml.safe_load(overlay.read_text())["trainer"]["strategy"]
+    if isinstance(strategy, str):
+        assert strategy in StrategyRegistry.available_strategies()
+        return
+    module, name = strategy["class_path"].rsplit(".", 1)
+    parameters = inspect.signature(getattr(importlib.import_module(module), name)).parameters
+    assert set(strategy.get("init_args", {})) <= set(parameters)

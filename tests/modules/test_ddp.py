@@ -26,7 +26,7 @@ from rl_runs import logged, rl_args, rl_config
 
 ROOT = Path(__file__).resolve().parents[2]
 RTOL, WEIGHT_ATOL = 1e-4, 5e-5
-DDP = ["--trainer.accelerator=cpu", "--trainer.devices=2", "--trainer.strategy=ddp"]
+DDP = ["--config", str(ROOT / "configs" / "strategies" / "ddp_cpu.yaml")]  # what the README tells users to add
 
 
 def free_port() -> int:
@@ -97,3 +97,15 @@ def test_grpo_on_two_processes_equals_one_with_the_same_global_batch(small_world
          "--data.init_args.batch_size=2", *DDP], tmp_path)
     assert_same_run(one, two, ["rollout/reward_mean", "rollout/response_tokens", "train/loss", "train/kl", "rollout/real_calls"])
     assert logged(one, "rollout/reward_std")[0] > 0  # the advantages are not all zero: the runs learn
+
+
+def test_grpo_refuses_a_sharded_strategy_saying_what_to_use():
+    from lightning.pytorch.strategies import DDPStrategy, FSDPStrategy
+
+    from coa.modules.grpo import refuse_sharded_strategy
+
+    with pytest.raises(ValueError, match="use strategy: ddp"):
+        refuse_sharded_strategy(FSDPStrategy())
+    with pytest.raises(ValueError, match="use strategy: ddp"):  # DeepSpeedStrategy() itself needs deepspeed installed
+        refuse_sharded_strategy(type("DeepSpeedStrategy", (DDPStrategy,), {})())
+    refuse_sharded_strategy(DDPStrategy())  # no error
