@@ -7,9 +7,13 @@ import time
 from dataclasses import asdict
 from pathlib import Path
 
-from coa.pipeline.config import PipelineConfig
+import yaml
+
+from coa.pipeline.config import PipelineConfig, stage_settings
+from coa.pipeline.overrides import merge_overrides
 from coa.pipeline.markers import is_done, write_marker
 from coa.pipeline.spec import StageNode
+from coa.pipeline.stage_args import stage_yaml
 
 METRICS_FILE = "metrics.json"
 
@@ -26,9 +30,25 @@ def read_metrics(folder: Path) -> dict:
     return json.loads(path.read_text(encoding="utf-8"))["metrics"]
 
 
-def eval_fingerprint(config: PipelineConfig, questions: str, corpus: str | None, topk: int, stage_fingerprint: dict) -> dict:
+def row_prompt(config: PipelineConfig, node: StageNode) -> str | None:
+    """The instruction a row is evaluated with: `eval.prompt`, else a trained row's own (its agent card, None here)
+    and, for the untrained model, the one the stages train with, so every row reads the same instruction."""
+    if config.eval.prompt is not None or node.path:
+        return config.eval.prompt
+    for stage in config.stages:
+        settings = stage_settings(config, stage)
+        data = merge_overrides(yaml.safe_load(stage_yaml(config, stage).read_text(encoding="utf-8")), settings.overrides)
+        prompt = data.get("data", {}).get("init_args", {}).get("prompt")
+        if prompt:
+            return prompt
+    return None
+
+
+def eval_fingerprint(
+    config: PipelineConfig, node: StageNode, questions: str, corpus: str | None, topk: int, stage_fingerprint: dict
+) -> dict:
     """What decides a row's evaluation: its model's stage, the questions, the corpus and the eval settings."""
-    settings = {**asdict(config.eval), "topk": topk}
+    settings = {**asdict(config.eval), "topk": topk, "prompt": row_prompt(config, node)}
     return {"stage": stage_fingerprint, "questions": questions, "corpus": corpus, "eval": settings}
 
 
@@ -48,7 +68,7 @@ def evaluate_row(
     e = config.eval
     evaluate_model(
         model_dir=model_dir, qa_path=questions, corpus_path=corpus, topk=topk, tool=e.tool,
-        prompt=e.prompt, max_actions=e.max_actions, max_new_tokens=e.max_new_tokens, batch_size=e.batch_size,
+        prompt=row_prompt(config, node), max_actions=e.max_actions, max_new_tokens=e.max_new_tokens, batch_size=e.batch_size,
         limit=e.limit, per_source=e.per_source, modes=tuple(e.modes), out_dir=str(folder), torch_threads=config.torch_threads,
     )
     write_marker(folder, fingerprint, seconds=round(time.time() - start, 1))

@@ -161,7 +161,7 @@ def evaluate_rows(ctx: Context, world: Path | None, result: PipelineResult) -> N
     """Each row's final model on the held-out questions; a finished evaluation is reused."""
     questions, topk = eval_questions(ctx.config, world), eval_topk(ctx.config, world)
     nodes = [StageNode(parse_row(row)) for row in ctx.config.rows]
-    expected = [eval_fingerprint(ctx.config, questions, ctx.data.corpus, topk, trained_model(ctx, n)) for n in nodes]
+    expected = [eval_fingerprint(ctx.config, n, questions, ctx.data.corpus, topk, trained_model(ctx, n)) for n in nodes]
     todo = [i for i, (n, e) in enumerate(zip(nodes, expected)) if not is_evaluated(ctx.out, n, e)]
     spent: list[float] = []
     for i, node in enumerate(nodes):
