@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import os
+import warnings
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
@@ -21,6 +22,7 @@ from coa.shared_prefix import PromptGroups, shared_prefix_outputs, split_shared_
 DTYPES = {"float32": torch.float32, "bfloat16": torch.bfloat16, "float16": torch.float16}
 NON_REENTRANT = {"use_reentrant": False}  # gradients reach LoRA weights behind frozen layers
 HEAD_EXTRAS = ("final_logit_softcapping", "logit_scale", "logits_scaling")  # heads that are more than a linear map
+ADAPTER_DIR = "adapter"  # the LoRA adapter's folder inside an export (a subfolder: transformers and vLLM ignore it)
 
 
 @dataclass(frozen=True)
@@ -288,7 +290,10 @@ class Policy(torch.nn.Module):
         return self._reference.to(device)
 
     def save_pretrained(self, out_dir: str | Path) -> Path:
-        """Writes a Hugging Face directory (full weights, LoRA merged in, + tokenizer) that loads as a Policy.
+        """Writes a Hugging Face directory (full weights, LoRA merged in, + tokenizer) that loads as a Policy, in
+        plain transformers and in vLLM; with LoRA, also the adapter alone in its `adapter/` folder (`save_adapter`).
+
+        The merged weights are in the policy's dtype; a QLoRA adapter is merged into the base loaded unquantised.
 
         Args:
             out_dir: the directory; the next stage's `model_name_or_path`.
@@ -297,6 +302,31 @@ class Policy(torch.nn.Module):
         model = self._merged_copy() if self.lora is not None else self.model
         model.save_pretrained(out)
         self.tokenizer.save_pretrained(out)
+        if self.lora is not None:
+            self.save_adapter(out / ADAPTER_DIR)
+        return out
+
+    def save_adapter(self, out_dir: str | Path) -> Path | None:
+        """Writes the LoRA adapter alone in peft's format (adapter_config.json + adapter_model.safetensors), which
+        `peft.PeftModel.from_pretrained(base, out_dir)` loads onto the base at `model_name_or_path`.
+
+        Returns None, writing nothing, where no base on disk fits it: `add_action_tokens` added the tags in this
+        run, so their embedding rows exist only in the merged export (load that instead).
+
+        Args:
+            out_dir: the adapter's directory (it names the base as `base_model_name_or_path`, as given).
+        """
+        if self.lora is None:
+            raise ValueError("save_adapter: this policy has no LoRA adapter (policy.lora is null); use save_pretrained")
+        if self.new_token_pieces:
+            warnings.warn(
+                f"no adapter written to {out_dir}: add_action_tokens added {len(self.new_token_pieces)} tag tokens in "
+                f"this run, which {self.model_name_or_path} lacks; the merged export beside it holds them",
+                stacklevel=2,
+            )
+            return None
+        out = Path(out_dir)
+        self.model.save_pretrained(out, save_embedding_layers=False)  # trainable tag rows are adapter weights
         return out
 
     def _merged_copy(self) -> torch.nn.Module:

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import contextlib
 import os
 import shutil
 from pathlib import Path
@@ -52,17 +53,26 @@ class PolicyStage(L.LightningModule):
         )
 
     def on_train_end(self) -> None:
-        if self.hparams.export_dir and self.trainer.is_global_zero:
-            export_policy(self.policy, Path(self.hparams.export_dir), self.agent_card())
+        if not self.hparams.export_dir:
+            return
+        with full_weights(self.trainer.strategy):  # every process enters: FSDP gathers the shards onto rank 0
+            if self.trainer.is_global_zero:
+                export_policy(self.policy, Path(self.hparams.export_dir), self.agent_card())
 
     def agent_card(self) -> AgentCard:
-        """How the exported model acts: the datamodule's prompt (else the starting model's), the starting model's tags."""
-        start = read_card(self.policy.model_name_or_path)
-        template = getattr(getattr(self.trainer, "datamodule", None), "template", None)
-        prompt = template.instruction if template is not None else None
-        if prompt is None:
-            prompt = start.prompt if start else "autocoa"
-        return card_for(prompt, start.tags()) if start else card_for(prompt)
+        """How the exported model acts (`stage_card` with this run's datamodule)."""
+        return stage_card(self.policy, getattr(self.trainer, "datamodule", None))
+
+
+def stage_card(policy: Policy, datamodule: Any | None) -> AgentCard:
+    """How a stage's exported model acts: the datamodule's prompt (else the starting model's), the starting model's
+    tags."""
+    start = read_card(policy.model_name_or_path)
+    template = getattr(datamodule, "template", None)
+    prompt = template.instruction if template is not None else None
+    if prompt is None:
+        prompt = start.prompt if start else "autocoa"
+    return card_for(prompt, start.tags()) if start else card_for(prompt)
 
 
 def trainable_names(module: torch.nn.Module) -> list[str]:
@@ -97,9 +107,40 @@ def adamw_warmup_cosine(policy: Policy, lr: float, weight_decay: float, warmup_s
     return {"optimizer": optimizer, "lr_scheduler": {"scheduler": schedule, "interval": "step"}}
 
 
+def load_stage_checkpoint(module: PolicyStage, path: str | Path) -> None:
+    """Puts the weights of a Lightning checkpoint of this stage into `module` (a LoRA run's: the adapters alone,
+    onto the base at `policy.model_name_or_path`); optimizer and loop state are left out.
+
+    Raises a ValueError where the checkpoint and the policy's LoRA settings differ either way (an adapter left
+    out would be lost from the export without a word).
+    """
+    checkpoint = torch.load(path, map_location="cpu", weights_only=False)  # Lightning's own format (not only tensors)
+    check_holds_trainable(module, checkpoint["state_dict"], str(path))
+    unexpected = module.load_state_dict(checkpoint["state_dict"], strict=module.strict_loading).unexpected_keys
+    if unexpected:
+        raise ValueError(
+            f"checkpoint {path} holds {len(unexpected)} weights this policy lacks (policy.lora={module.policy.lora}; "
+            f"e.g. {unexpected[0]}): it was written with other policy.lora settings; "
+            "use the settings it was trained with"
+        )
+
+
+def full_weights(strategy: Any) -> contextlib.AbstractContextManager:
+    """Whole (unsharded) weights on rank 0 inside it under FSDP (`summon_full_params`; written for GPUs, not run
+    here); nothing to do under DDP or one process."""
+    from lightning.pytorch.strategies import FSDPStrategy
+
+    if not isinstance(strategy, FSDPStrategy):
+        return contextlib.nullcontext()
+    from torch.distributed.fsdp import FullyShardedDataParallel
+
+    return FullyShardedDataParallel.summon_full_params(strategy.model, writeback=False, rank0_only=True, offload_to_cpu=True)
+
+
 def export_policy(policy: Policy, out: Path, card: AgentCard | None = None) -> None:
     """Writes the policy (and how it acts: `coa_agent.json`) beside `out` and renames it into place, so a crash
-    never leaves half a model."""
+    never leaves half a model. With LoRA: the merged model, and the adapter alone in `out/adapter`
+    (`Policy.save_pretrained`)."""
     tmp = out.with_name(f".{out.name}.tmp")
     shutil.rmtree(tmp, ignore_errors=True)
     policy.save_pretrained(tmp)

@@ -11,7 +11,7 @@ import torch
 from coa.models.tiny import TinyModelConfig, build_tiny_model
 from coa.models.tokenizer import train_tokenizer
 from coa.policy import (
-    LoraSettings, Policy, gather_logprobs, masked_sequence_logprobs, scatter_sequence_logprobs,
+    ADAPTER_DIR, LoraSettings, Policy, gather_logprobs, masked_sequence_logprobs, scatter_sequence_logprobs,
 )
 
 TEXTS = [
@@ -206,13 +206,69 @@ def test_save_pretrained_round_trips_with_lora_merged(model_dir, tmp_path, lora)
     ids, attn = batch(policy)
     sgd_step(policy, ids, attn)
     out = policy.save_pretrained(tmp_path / "saved")
-    assert not (out / "adapter_config.json").exists()
+    assert not (out / "adapter_config.json").exists()  # at the top, transformers would load it as a peft model
+    assert (out / ADAPTER_DIR / "adapter_config.json").exists() == (lora is not None)
     reloaded = AutoModelForCausalLM.from_pretrained(out)
     assert not any("lora" in n for n, _ in reloaded.named_parameters())
     again = Policy(str(out))
     torch.testing.assert_close(again(ids, attn), policy(ids, attn), atol=1e-5, rtol=1e-5)
     if lora is not None:  # merging worked on a copy: the policy still trains its adapter
         assert trainable_names(policy) and all("lora_" in n for n in trainable_names(policy))
+
+
+# Max |logit difference| allowed between the live LoRA policy and its export. float32: merging computes
+# (W + s·B·A)·x instead of W·x + s·B·(A·x), a few float32 roundings apart (measured 1.2e-7). bfloat16 / float16:
+# the merged weight W + s·B·A is rounded to the dtype while the live adapter runs in float32 (peft keeps it
+# there), so logits may differ by a few units in the last place; with every logit in [-1, 1) (asserted) that
+# is 2**-8 (bfloat16) or 2**-11 (float16) per unit (measured: 1 unit each); 4 units are allowed.
+MERGE_ATOL = {"float32": 1e-5, "bfloat16": 4 * 2**-8, "float16": 4 * 2**-11}
+
+
+@pytest.mark.parametrize("dtype", list(MERGE_ATOL))
+def test_merge_export_round_trip_keeps_the_logits(model_dir, tmp_path, dtype):
+    from peft import PeftModel
+    from transformers import AutoModelForCausalLM
+
+    torch.manual_seed(0)
+    policy = Policy(str(model_dir), dtype=dtype, lora=LoraSettings(r=4, target_modules=("all-linear",)))
+    ids, attn = batch(policy)
+    optimizer = torch.optim.AdamW([p for p in policy.parameters() if p.requires_grad], lr=1e-2)
+    for _ in range(3):  # LoRA's B starts at zero: a few steps make the adapter matter
+        (-policy.sequence_logprobs(ids, attn, attn).mean.mean()).backward()
+        optimizer.step()
+        optimizer.zero_grad()
+    policy.eval()
+    real = attn.bool()  # padding positions are not compared
+    with torch.no_grad():
+        live = policy(ids, attn).float()[real]
+        with policy.model.disable_adapter():
+            untrained = policy(ids, attn).float()[real]
+    atol = MERGE_ATOL[dtype]
+    assert live.abs().max() < 1  # the premise of the tolerance above
+    assert (live - untrained).abs().max() > 10 * atol  # the adapter changed the logits: the test can fail
+
+    out = policy.save_pretrained(tmp_path / "export")
+    position_ids = (attn.cumsum(-1) - 1).clamp(min=0)  # left padding, as the policy does
+
+    def logits(model: torch.nn.Module) -> torch.Tensor:
+        with torch.no_grad():
+            return model(input_ids=ids, attention_mask=attn, position_ids=position_ids).logits.float()[real]
+
+    merged = AutoModelForCausalLM.from_pretrained(out).eval()  # plain transformers, no peft, no coa
+    assert next(merged.parameters()).dtype == policy.torch_dtype
+    assert not any("lora" in name for name, _ in merged.named_parameters())
+    torch.testing.assert_close(logits(merged), live, atol=atol, rtol=0)
+    base = AutoModelForCausalLM.from_pretrained(model_dir, dtype=policy.torch_dtype)
+    adapted = PeftModel.from_pretrained(base, out / ADAPTER_DIR).eval()  # the adapter alone, on its base
+    torch.testing.assert_close(logits(adapted), live, atol=atol, rtol=0)  # the live computation: measured 0
+
+
+def test_no_adapter_is_written_when_the_tags_were_added_in_this_run(multi_token_model_dir, tmp_path):
+    policy = Policy(str(multi_token_model_dir), lora=LoraSettings(r=2), add_action_tokens=True)
+    assert policy.new_token_pieces  # the base on disk lacks the tags' rows: no adapter would load on it
+    with pytest.warns(UserWarning, match="no adapter written .* added 6 tag tokens in this run"):
+        out = policy.save_pretrained(tmp_path / "export")
+    assert not (out / ADAPTER_DIR).exists() and (out / "model.safetensors").exists()
 
 
 def test_the_chat_template_setting_is_saved_with_the_export(model_dir, tmp_path):

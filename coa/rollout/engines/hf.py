@@ -266,7 +266,10 @@ class StopStringWatch(StoppingCriteria):
         self.window = 4 * max(len(s) for s in stop_strings)  # tokens enough to spell any stop string
 
     def __call__(self, input_ids: torch.LongTensor, scores: torch.FloatTensor, **kwargs) -> torch.BoolTensor:
-        candidates = self.may_end[input_ids[:, -1].cpu()] & ~self.done
+        last = input_ids[:, -1].cpu()
+        # ids past the tokenizer (a model's padded vocabulary, Qwen2: 151,936 rows for 151,665 tokens) spell nothing
+        known = last < len(self.may_end)
+        candidates = known & self.may_end[torch.where(known, last, 0)] & ~self.done
         if not bool(candidates.any()):  # the common case: no row's last token can end a stop string
             return self.done.to(input_ids.device)
         for row in torch.nonzero(candidates).flatten().tolist():

@@ -123,3 +123,13 @@ def test_a_repetition_penalty_in_the_models_generation_config_is_not_applied(sma
     # the penalty does change plain `generate` on this model: the check above can fail
     penalised = policy.model.generate(torch.tensor(prompts), max_new_tokens=12, do_sample=False)[0, len(prompts[0]):]
     assert penalised.tolist() != plain[0].token_ids[:12]
+
+
+def test_a_sampled_id_past_the_tokenizer_does_not_break_the_stop_watch(small_model_dir):
+    from coa.rollout.engines.hf import StopStringWatch
+
+    tok = Policy(str(small_model_dir)).tokenizer
+    watch = StopStringWatch(tok, ("</end_search>",), prompt_width=1, rows=2)
+    closing = tok.encode(" </end_search>", add_special_tokens=False)
+    ids = torch.tensor([[5] + closing, [5] * (len(closing) - 1) + [5, len(tok) + 7]])  # row 1 ends past the vocabulary
+    assert watch(ids, None).tolist() == [True, False]
