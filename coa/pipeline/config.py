@@ -92,6 +92,9 @@ class PipelineConfig:
         out: the run's folder: world/, model/init, one folder per stage path, eval/, table.*.
         rows: Table 1's variants, each a stage path joined by '-' (e.g. "sft1-sft2-rl2").
         launcher: "inprocess" (fast) or "subprocess" (one `coa fit` process per stage: memory freed between stages).
+        workers: stages and evaluations run at once, each in its own process with `torch_threads // workers` threads:
+            a stage starts once its parent is done, a row's evaluation once its last stage is. 1 runs everything
+            in turn with `launcher`.
         base_model: a Hugging Face directory or hub id every row starts from; None builds a tokenizer and a tiny
             random model on the world (`vocab_size`, `model`).
         world_dir: an existing world (coa world build); None builds one under out/world from `world`.
@@ -107,6 +110,7 @@ class PipelineConfig:
         "sft2", "sft1-sft2", "sft1-sft2-sft3", "sft1-sft2-sft3-rl1", "sft1-sft2-rl2", "sft1-sft2-sft3-rl1-rl2",
     ])
     launcher: str = "inprocess"
+    workers: int = 1
     keep_checkpoints: int | None = None
     base_model: str | None = None
     world_dir: str | None = None
@@ -147,6 +151,8 @@ def check(config: PipelineConfig, source: Path | str = "pipeline config") -> Non
         raise ValueError(f"{source}: stages has unknown stages {unknown}; known: {list(STAGES)}")
     if config.launcher not in LAUNCHERS:
         raise ValueError(f"{source}: launcher={config.launcher!r}; choose one of {list(LAUNCHERS)}")
+    if config.workers < 1:
+        raise ValueError(f"{source}: workers={config.workers} must be >= 1")
     if not config.rows:
         raise ValueError(f"{source}: rows is empty; give at least one stage path, e.g. rows=[sft2]")
     for row in config.rows:

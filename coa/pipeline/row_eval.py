@@ -73,3 +73,20 @@ def evaluate_row(
     )
     write_marker(folder, fingerprint, seconds=round(time.time() - start, 1))
     return read_metrics(folder)
+
+
+def evaluate_row_in_child(
+    config: PipelineConfig, node: StageNode, out: Path, model_dir: str, questions: str, corpus: str | None, topk: int,
+    fingerprint: dict,
+) -> None:
+    """`evaluate_row` in a child process (`config.torch_threads` threads), so it runs beside a stage's training."""
+    import multiprocessing
+
+    child = multiprocessing.get_context("spawn").Process(
+        target=evaluate_row, args=(config, node, out, model_dir, questions, corpus, topk, fingerprint),
+        name=f"eval {node.key}",
+    )
+    child.start()
+    child.join()
+    if child.exitcode != 0:
+        raise RuntimeError(f"evaluation of {node.key} exited with code {child.exitcode} (its output is above)")

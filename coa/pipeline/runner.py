@@ -4,19 +4,21 @@ evaluated once, then Table 1."""
 from __future__ import annotations
 
 import json
+import os
 import secrets
 import time
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from pathlib import Path
 
 from coa.data.atomic import atomic_open
 from coa.pipeline.config import PipelineConfig, stage_settings, to_yaml
-from coa.pipeline.launch import LAUNCH, StageFailed
+from coa.pipeline.launch import LAUNCH, StageFailed, fit_subprocess
 from coa.pipeline.markers import changed_keys, read_marker, write_marker
 from coa.pipeline.prepare import eval_questions, eval_topk, prepare_base_model, prepare_world, stage_data
 from coa.pipeline.progress import Progress, format_duration
 from coa.pipeline.report import collect_rows, log_wandb_table, write_table
-from coa.pipeline.row_eval import eval_fingerprint, evaluate_row, is_evaluated
+from coa.pipeline.row_eval import eval_fingerprint, evaluate_row, evaluate_row_in_child, is_evaluated
+from coa.pipeline.schedule import Task, run_tasks
 from coa.pipeline.spec import StageNode, parse_row, row_label, rows_served, stage_tree
 from coa.pipeline.stage_args import StageData, fingerprint, max_steps, stage_args, stage_dir
 
@@ -74,11 +76,14 @@ def run_pipeline(config: PipelineConfig) -> PipelineResult:
     ctx = Context(config, out, base_model, stage_data(config, world),
                   {"base_model": base_fingerprint, "world": world_fingerprint}, wandb_group(config, out), progress)
     result = PipelineResult()
-    nodes = stage_tree(config.rows)
-    for i, node in enumerate(nodes):
-        ran = run_stage(ctx, node, nodes[i + 1:], f"{i + 1}/{len(nodes)}")
-        (result.trained if ran else result.skipped).append(node.key)
-    evaluate_rows(ctx, world, result)
+    if config.workers > 1:
+        run_tasks(pipeline_tasks(ctx, world, result), config.workers)
+    else:
+        nodes = stage_tree(config.rows)
+        for i, node in enumerate(nodes):
+            ran = run_stage(ctx, node, nodes[i + 1:], f"{i + 1}/{len(nodes)}")
+            (result.trained if ran else result.skipped).append(node.key)
+        evaluate_rows(ctx, world, result)
     rows = collect_rows(config, out)
     result.table = write_table(config, out, rows)
     with atomic_open(out / CONFIG_FILE) as f:
@@ -115,7 +120,10 @@ def run_stage(ctx: Context, node: StageNode, later: list[StageNode], position: s
     how = f"resumes from {last}" if resume else f"{steps} steps from {node.parent.key if node.parent else ctx.base_model}"
     log(f"stage {position} {node.key} ({row_label(node.path)}): {how}; rows {served} | {ctx.progress.line(remaining)}")
     start = time.time()
-    LAUNCH[ctx.config.launcher](args)
+    if ctx.config.workers > 1:
+        fit_subprocess(args + [f"--torch_threads={worker_threads(ctx.config)}"])
+    else:
+        LAUNCH[ctx.config.launcher](args)
     seconds = time.time() - start
     if not (folder / "model").is_dir():
         raise StageFailed(f"stage {node.key} finished without an export in {folder / 'model'}; "
@@ -155,6 +163,40 @@ def trained_model(ctx: Context, node: StageNode) -> dict:
         return ctx.root["base_model"]
     finished_at = read_marker(stage_dir(ctx.out, node))["finished_at"]
     return {**fingerprint(ctx.config, node, ctx.root, ctx.data), "finished_at": finished_at}
+
+
+def pipeline_tasks(ctx: Context, world: Path | None, result: PipelineResult) -> list[Task]:
+    """Every stage (after its parent) and every row's evaluation (after the row's last stage), for `run_tasks`."""
+    nodes = stage_tree(ctx.config.rows)
+    tasks = []
+    for i, node in enumerate(nodes):
+        def train(node: StageNode = node, i: int = i) -> None:
+            ran = run_stage(ctx, node, nodes[i + 1:], f"{i + 1}/{len(nodes)}")
+            (result.trained if ran else result.skipped).append(node.key)
+
+        tasks.append(Task(node.key, train, (node.parent.key,) if node.parent else ()))
+    questions, topk = eval_questions(ctx.config, world), eval_topk(ctx.config, world)
+    rows = [StageNode(parse_row(row)) for row in ctx.config.rows]
+    for i, node in enumerate(rows):
+        def evaluate(node: StageNode = node, i: int = i) -> None:
+            expected = eval_fingerprint(ctx.config, node, questions, ctx.data.corpus, topk, trained_model(ctx, node))
+            where = f"eval {i + 1}/{len(rows)} {row_label(node.path)} ({node.key})"
+            if is_evaluated(ctx.out, node, expected):
+                log(f"{where}: done before, skipped")
+                return
+            log(f"{where} on {questions} | {format_duration(ctx.progress.elapsed())} so far")
+            model = ctx.base_model if not node.path else str(stage_dir(ctx.out, node) / "model")
+            config = replace(ctx.config, torch_threads=worker_threads(ctx.config))
+            evaluate_row_in_child(config, node, ctx.out, model, questions, ctx.data.corpus, topk, expected)
+            result.evaluated.append(node.key)
+
+        tasks.append(Task(f"eval:{node.key}", evaluate, (node.key,) if node.path else ()))
+    return tasks
+
+
+def worker_threads(config: PipelineConfig) -> int:
+    """Threads of each of the `workers` processes: the run's (else every core) shared out."""
+    return max(1, (config.torch_threads or os.cpu_count() or 1) // config.workers)
 
 
 def evaluate_rows(ctx: Context, world: Path | None, result: PipelineResult) -> None:

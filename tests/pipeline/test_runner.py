@@ -147,3 +147,15 @@ def test_a_stage_trained_again_is_evaluated_again(tmp_path):
     shutil.rmtree(out / "sft2")  # the user deletes the stage to train it afresh
     again = run_pipeline(config)
     assert again.trained == ["sft2"] and again.evaluated == ["sft2"]
+
+
+def test_two_workers_run_branches_at_once_and_give_the_same_table(finished, tmp_path, monkeypatch):
+    baseline, _ = finished
+    out = tmp_path / "run"
+    monkeypatch.setenv("PYTHONPATH", os.pathsep.join([str(HELPERS_DIR), os.environ.get("PYTHONPATH", "")]))
+    result = run_pipeline(to_config({**tiny_settings(out), "workers": 2}))  # 1 thread each, as the baseline's one
+    assert sorted(result.trained) == sorted(STAGE_RUNS) and sorted(result.evaluated) == sorted(FINAL)
+    assert result.trained.index("sft1") < result.trained.index("sft1-sft2") < result.trained.index("sft1-sft2-rl2")
+    same_results(out, baseline)
+    again = run_pipeline(to_config({**tiny_settings(out), "workers": 2}))
+    assert again.trained == [] and again.evaluated == []
