@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import signal
 import subprocess
 import sys
 
@@ -28,10 +29,18 @@ def fit_inprocess(args: list[str]) -> None:
 
 
 def fit_subprocess(args: list[str]) -> None:
-    """`python -m coa.cli fit ARGS` in a child process that prints to our terminal."""
-    code = subprocess.call([sys.executable, "-m", "coa.cli", "fit", *args])
+    """`python -m coa.cli fit ARGS` in a child process that prints to our terminal (and, on Linux, ends with us)."""
+    code = subprocess.call([sys.executable, "-m", "coa.cli", "fit", *args], preexec_fn=_end_with_parent)
     if code != 0:
         raise StageFailed(f"coa fit exited with code {code} (its output is above)")
+
+
+def _end_with_parent() -> None:
+    """In the child: SIGTERM when the pipeline dies, even by SIGKILL, so no stage trains on unwatched (Linux only)."""
+    if sys.platform.startswith("linux"):
+        import ctypes
+
+        ctypes.CDLL(None, use_errno=True).prctl(1, signal.SIGTERM)  # 1: PR_SET_PDEATHSIG
 
 
 LAUNCH = {"inprocess": fit_inprocess, "subprocess": fit_subprocess}
