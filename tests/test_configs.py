@@ -131,3 +131,12 @@ def test_strategy_overlays_name_a_lightning_strategy_and_its_real_arguments(over
     module, name = strategy["class_path"].rsplit(".", 1)
     parameters = inspect.signature(getattr(importlib.import_module(module), name)).parameters
     assert set(strategy.get("init_args", {})) <= set(parameters)
+
+
+def test_a_reward_with_a_format_penalty_is_named_by_class_path_in_yaml(small_world, small_model_dir, tmp_path):
+    from coa.rewards.em import ExactMatchReward
+
+    args = ["--config", str(CONFIGS / "rl2.yaml"), *overrides(small_world, small_model_dir, tmp_path, "rl2.yaml"),
+            "--trainer.callbacks.0.init_args.reward={class_path: coa.rewards.em.ExactMatchReward, init_args: {format_penalty: 0.5}}"]
+    reward = run_lightning_cli(args, run=False).trainer.callbacks[0].reward
+    assert isinstance(reward, ExactMatchReward) and reward.format_penalty == 0.5

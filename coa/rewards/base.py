@@ -1,8 +1,12 @@
 """A reward: scores model outputs against gold answers; subclasses are named in YAML like tools.
 
     reward: autocoa
-    reward: {class_path: exact_match, init_args: {format_penalty: 0.5, fmt: search_r1}}
+    reward: {class_path: coa.rewards.em.ExactMatchReward, init_args: {format_penalty: 0.5, fmt: search_r1}}
     reward: {class_path: my_pkg.rewards.Strict, init_args: {...}}   # a reward outside coa
+
+In a YAML config a mapping names its class by import path: jsonargparse resolves a `class_path` inside a
+callback's arguments itself, before coa sees it, so a registered name works there only as the plain string
+(`reward_from_config` in Python takes `{class_path: exact_match, ...}` too).
 """
 
 from __future__ import annotations
