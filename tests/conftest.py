@@ -18,6 +18,13 @@ import pytest  # noqa: E402
 SMALL_WORLD = dict(persons=40, cities=10, countries=5, companies=10, books=20, train=200, dev=20, test=20, topk=1)
 
 
+@pytest.fixture(autouse=True)
+def no_inherited_wandb_service(monkeypatch):
+    """A test's child processes start their own W&B service: wandb leaves WANDB_SERVICE in os.environ after an
+    in-process run, and a child that joins that (since stopped) service writes no run file at all."""
+    monkeypatch.delenv("WANDB_SERVICE", raising=False)
+
+
 @pytest.fixture(scope="session")
 def small_world(tmp_path_factory: pytest.TempPathFactory) -> Path:
     """A real embedded world, small enough to build in a second (corpus, QA, SFT files)."""

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import os
 import signal
 import subprocess
 import sys
@@ -30,7 +31,9 @@ def fit_inprocess(args: list[str]) -> None:
 
 def fit_subprocess(args: list[str]) -> None:
     """`python -m coa.cli fit ARGS` in a child process that prints to our terminal (and, on Linux, ends with us)."""
-    code = subprocess.call([sys.executable, "-m", "coa.cli", "fit", *args], preexec_fn=_end_with_parent)
+    # its own W&B service: one this process started (and may have stopped) is no place for the stage's run
+    env = {k: v for k, v in os.environ.items() if k != "WANDB_SERVICE"}
+    code = subprocess.call([sys.executable, "-m", "coa.cli", "fit", *args], preexec_fn=_end_with_parent, env=env)
     if code != 0:
         raise StageFailed(f"coa fit exited with code {code} (its output is above)")
 
