@@ -83,10 +83,3 @@ class GenerationEngine(ABC):
 
     def sync_weights(self, policy: Policy) -> None:
         """Makes the engine generate with the policy's current weights (a no-op where it shares them)."""
-
-
-def draw_seed(generator: torch.Generator | None) -> int:
-    """A 62-bit seed from `generator` (0 without one): each call advances it, so successive calls differ."""
-    if generator is None:
-        return 0
-    return int(torch.randint(0, 2**62, (1,), generator=generator).item())

@@ -14,8 +14,6 @@ from collections.abc import Sequence
 import torch
 from torch import Tensor
 
-from coa.rollout.engines.base import draw_seed
-
 
 class RowStreams:
     """A torch.Generator per row; `select` hands a subset of rows (their streams, not copies) to a sub-call.
@@ -69,3 +67,10 @@ def episode_seed(*parts: object) -> int:
     every process and every Python run (unlike `hash`)."""
     digest = hashlib.blake2b(repr(parts).encode("utf-8"), digest_size=8).digest()
     return int.from_bytes(digest, "little") >> 2
+
+
+def draw_seed(generator: torch.Generator | None) -> int:
+    """A 62-bit seed from `generator` (0 without one): each call advances it, so successive calls differ."""
+    if generator is None:
+        return 0
+    return int(torch.randint(0, 2**62, (1,), generator=generator).item())
