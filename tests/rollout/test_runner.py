@@ -136,3 +136,19 @@ def test_tags_added_as_special_tokens_stay_in_the_text():
     (r,) = runner.run([a])
     assert r.actions == ["Ada"] and runner.text(r).startswith("<think> <begin_search> Ada </end_search>")
     assert runner.text(r).endswith("\\boxed{Lisbon}")
+
+
+def test_each_episodes_turn_is_cut_to_its_own_token_budget_not_its_neighbours(tokenizer):
+    a, b = prompts(tokenizer)
+    enc = lambda text: tokenizer.encode(text, add_special_tokens=False)  # noqa: E731
+    a_first = "<think> I need Ada. I need Ada. I need Ada. <begin_search> Ada </end_search>"  # a long first turn
+    b_first = "<begin_search> Bob </end_search>"
+    answer = " Ada's city Lisbon. </think> \\boxed{Lisbon}" + tokenizer.eos_token
+    engine = ScriptedEngine(tokenizer, {a[0]: [a_first, answer], b[0]: [b_first, answer]})
+    observation = enc(AUTOCOA.format_observation("Ada: city Lisbon."))
+    budget = len(enc(a_first)) + len(observation) + len(enc(answer)) - 2  # a runs out 2 tokens before its answer ends
+    settings = RolloutSettings(max_actions=2, max_turn_tokens=64, max_response_tokens=budget)
+    ra, rb = RolloutRunner(engine, RecordingTool(), tokenizer, settings=settings).run([a, b])
+    assert len(ra.response_ids) == budget and ra.truncated  # cut to its own budget
+    assert rb.response_ids[-len(enc(answer)):] == enc(answer) and not rb.truncated  # whole: b had tokens to spare
+    assert tokenizer.decode(ra.response_ids[-3:]) in tokenizer.decode(enc(answer))
