@@ -1,5 +1,6 @@
-"""DDP on CPU (gloo, 2 processes) reproduces one process with the same global batch, for SFT and GRPO, launched by
-`torchrun` and by Lightning's `fabric run`: the same per-step losses (and rewards) and the same final weights.
+"""DDP on CPU (gloo, 2 processes) reproduces one process with the same global batch, for SFT (stages 1 and 2; stage 3
+is stage 2's module) and GRPO, launched by `torchrun` and by Lightning's `fabric run`: the same per-step losses (and
+rewards) and the same final weights.
 
 Tolerance: 1e-4 relative on every logged value and 5e-5 absolute on every weight. The two runs differ only in
 float rounding: DDP sums the two processes' gradients in another order, and each process pads its own batch.
@@ -84,6 +85,26 @@ def test_sft_on_two_processes_equals_one_with_the_same_global_batch(small_world,
     run([sys.executable, "-m", "coa.cli", *sft_args(sft_fit_args, small_world, small_model_dir, one, 8)], tmp_path)
     run([*launcher(launch), *sft_args(sft_fit_args, small_world, small_model_dir, two, 4), *DDP], tmp_path)
     assert_same_run(one, two, ["train/loss", "train/loss_tokens"])
+
+
+def sft1_args(world: Path, model_dir: Path, root: Path, batch_size: int) -> list[str]:
+    """SFT stage 1 (the contrastive "when to act" loss on CoT+A pairs), 4 steps, no validation."""
+    return [
+        "fit", "--config", str(ROOT / "configs" / "sft1.yaml"), f"--trainer.default_root_dir={root}",
+        "--trainer.max_steps=4", "--trainer.val_check_interval=100", "--trainer.limit_val_batches=0",
+        "--trainer.enable_progress_bar=false", f"--model.init_args.policy.init_args.model_name_or_path={model_dir}",
+        "--model.init_args.warmup_steps=1", f"--data.init_args.train_path={world / 'pairs' / 'train.json'}",
+        f"--data.init_args.val_path={world / 'pairs' / 'dev.json'}", f"--data.init_args.batch_size={batch_size}",
+        "--trainer.logger=lightning.pytorch.loggers.CSVLogger", f"--trainer.logger.init_args.save_dir={root}",
+        f"--model.init_args.export_dir={root / 'model'}", "--torch_threads=1",
+    ]
+
+
+def test_sft1_on_two_processes_equals_one_with_the_same_global_batch(small_world, small_model_dir, tmp_path):
+    one, two = tmp_path / "one", tmp_path / "two"
+    run([sys.executable, "-m", "coa.cli", *sft1_args(small_world, small_model_dir, one, 4)], tmp_path)
+    run([*launcher("torchrun"), *sft1_args(small_world, small_model_dir, two, 2), *DDP], tmp_path)
+    assert_same_run(one, two, ["train/loss", "train/loss_contrastive", "train/loss_nll"])
 
 
 def test_grpo_on_two_processes_equals_one_with_the_same_global_batch(small_world, small_model_dir, tmp_path, reward_on_path):
