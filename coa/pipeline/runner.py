@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import json
 import os
+from collections.abc import Callable
 import secrets
 import time
 from dataclasses import dataclass, field, replace
@@ -176,19 +177,16 @@ def pipeline_tasks(ctx: Context, world: Path | None, result: PipelineResult) -> 
 
         tasks.append(Task(node.key, train, (node.parent.key,) if node.parent else ()))
     questions, topk = eval_questions(ctx.config, world), eval_topk(ctx.config, world)
+    config = replace(ctx.config, torch_threads=worker_threads(ctx.config))
+
+    def in_child(node: StageNode, model: str, expected: dict) -> None:
+        evaluate_row_in_child(config, node, ctx.out, model, questions, ctx.data.corpus, topk, expected)
+
     rows = [StageNode(parse_row(row)) for row in ctx.config.rows]
     for i, node in enumerate(rows):
         def evaluate(node: StageNode = node, i: int = i) -> None:
-            expected = eval_fingerprint(ctx.config, node, questions, ctx.data.corpus, topk, trained_model(ctx, node))
             where = f"eval {i + 1}/{len(rows)} {row_label(node.path)} ({node.key})"
-            if is_evaluated(ctx.out, node, expected):
-                log(f"{where}: done before, skipped")
-                return
-            log(f"{where} on {questions} | {format_duration(ctx.progress.elapsed())} so far")
-            model = ctx.base_model if not node.path else str(stage_dir(ctx.out, node) / "model")
-            config = replace(ctx.config, torch_threads=worker_threads(ctx.config))
-            evaluate_row_in_child(config, node, ctx.out, model, questions, ctx.data.corpus, topk, expected)
-            result.evaluated.append(node.key)
+            evaluate_node(ctx, node, where, questions, topk, result, in_child)
 
         tasks.append(Task(f"eval:{node.key}", evaluate, (node.key,) if node.path else ()))
     return tasks
@@ -200,21 +198,38 @@ def worker_threads(config: PipelineConfig) -> int:
 
 
 def evaluate_rows(ctx: Context, world: Path | None, result: PipelineResult) -> None:
-    """Each row's final model on the held-out questions; a finished evaluation is reused."""
+    """Each row's final model on the held-out questions, in turn, in this process; a finished evaluation is reused."""
     questions, topk = eval_questions(ctx.config, world), eval_topk(ctx.config, world)
+
+    def here(node: StageNode, model: str, expected: dict) -> None:
+        evaluate_row(ctx.config, node, ctx.out, model, questions, ctx.data.corpus, topk, expected)
+
     nodes = [StageNode(parse_row(row)) for row in ctx.config.rows]
-    expected = [eval_fingerprint(ctx.config, n, questions, ctx.data.corpus, topk, trained_model(ctx, n)) for n in nodes]
-    todo = [i for i, (n, e) in enumerate(zip(nodes, expected)) if not is_evaluated(ctx.out, n, e)]
+    todo = sum(not is_evaluated(ctx.out, n, row_fingerprint(ctx, n, questions, topk)) for n in nodes)
     spent: list[float] = []
     for i, node in enumerate(nodes):
         where = f"eval {i + 1}/{len(nodes)} {row_label(node.path)} ({node.key})"
-        if i not in todo:
-            log(f"{where}: done before, skipped")
-            continue
-        left = f", ~{format_duration(sum(spent) / len(spent) * (len(todo) - len(spent)))} of evaluation left" if spent else ""
-        log(f"{where} on {questions} | {format_duration(ctx.progress.elapsed())} so far{left}")
+        left = f", ~{format_duration(sum(spent) / len(spent) * (todo - len(spent)))} of evaluation left" if spent else ""
         start = time.time()
-        model = ctx.base_model if not node.path else str(stage_dir(ctx.out, node) / "model")
-        evaluate_row(ctx.config, node, ctx.out, model, questions, ctx.data.corpus, topk, expected[i])
-        spent.append(time.time() - start)
-        result.evaluated.append(node.key)
+        if evaluate_node(ctx, node, where, questions, topk, result, here, left):
+            spent.append(time.time() - start)
+
+
+def row_fingerprint(ctx: Context, node: StageNode, questions: str, topk: int) -> dict:
+    return eval_fingerprint(ctx.config, node, questions, ctx.data.corpus, topk, trained_model(ctx, node))
+
+
+def evaluate_node(
+    ctx: Context, node: StageNode, where: str, questions: str, topk: int, result: PipelineResult,
+    evaluate: Callable[[StageNode, str, dict], None], note: str = "",
+) -> bool:
+    """Evaluates a row's final model with `evaluate(node, model, fingerprint)` unless a finished evaluation with the
+    same fingerprint is there (it says so); True if it ran."""
+    expected = row_fingerprint(ctx, node, questions, topk)
+    if is_evaluated(ctx.out, node, expected):
+        log(f"{where}: done before, skipped")
+        return False
+    log(f"{where} on {questions} | {format_duration(ctx.progress.elapsed())} so far{note}")
+    evaluate(node, ctx.base_model if not node.path else str(stage_dir(ctx.out, node) / "model"), expected)
+    result.evaluated.append(node.key)
+    return True
