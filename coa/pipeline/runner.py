@@ -9,6 +9,7 @@ from collections.abc import Callable
 import secrets
 import time
 from dataclasses import dataclass, field, replace
+from functools import partial
 from pathlib import Path
 
 from coa.data.atomic import atomic_open
@@ -81,9 +82,8 @@ def run_pipeline(config: PipelineConfig) -> PipelineResult:
         run_tasks(pipeline_tasks(ctx, world, result), config.workers)
     else:
         nodes = stage_tree(config.rows)
-        for i, node in enumerate(nodes):
-            ran = run_stage(ctx, node, nodes[i + 1:], f"{i + 1}/{len(nodes)}")
-            (result.trained if ran else result.skipped).append(node.key)
+        for i in range(len(nodes)):
+            train_node(ctx, nodes, i, result)
         evaluate_rows(ctx, world, result)
     rows = collect_rows(config, out)
     result.table = write_table(config, out, rows)
@@ -95,6 +95,12 @@ def run_pipeline(config: PipelineConfig) -> PipelineResult:
     log(f"done in {format_duration(result.seconds)}: trained {len(result.trained)} stages, skipped {len(result.skipped)}; "
         f"Table 1 in {out}/table.md|csv|png\n\n{result.table}")
     return result
+
+
+def train_node(ctx: Context, nodes: list[StageNode], i: int, result: PipelineResult) -> None:
+    """`run_stage` for the tree's i-th stage, recorded in `result` as trained or skipped."""
+    ran = run_stage(ctx, nodes[i], nodes[i + 1:], f"{i + 1}/{len(nodes)}")
+    (result.trained if ran else result.skipped).append(nodes[i].key)
 
 
 def run_stage(ctx: Context, node: StageNode, later: list[StageNode], position: str) -> bool:
@@ -171,11 +177,7 @@ def pipeline_tasks(ctx: Context, world: Path | None, result: PipelineResult) -> 
     nodes = stage_tree(ctx.config.rows)
     tasks = []
     for i, node in enumerate(nodes):
-        def train(node: StageNode = node, i: int = i) -> None:
-            ran = run_stage(ctx, node, nodes[i + 1:], f"{i + 1}/{len(nodes)}")
-            (result.trained if ran else result.skipped).append(node.key)
-
-        tasks.append(Task(node.key, train, (node.parent.key,) if node.parent else ()))
+        tasks.append(Task(node.key, partial(train_node, ctx, nodes, i, result), (node.parent.key,) if node.parent else ()))
     questions, topk = eval_questions(ctx.config, world), eval_topk(ctx.config, world)
     config = replace(ctx.config, torch_threads=worker_threads(ctx.config))
 
