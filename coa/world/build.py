@@ -123,7 +123,7 @@ def sft_rows(rows: list[dict], pairs: list, prompt: PromptTemplate, world: World
     """A split's SFT rows; in the training split, `config.rename_share` of them with fresh entity names throughout."""
     share = config.rename_share if split == "train" else 0.0
     rng = random.Random(config.seed * 1000 + RENAME_SEED_OFFSET)
-    renamer = Renamer(world, rng) if share > 0 else None
+    renamer = Renamer(world, rng, config.rename_pool) if share > 0 else None
     for r, (q, t, _) in zip(rows, pairs):
         messages = prompt.messages(q.question) + [{"role": "assistant", "content": t}]
         if renamer is not None and rng.random() < share:

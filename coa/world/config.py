@@ -31,6 +31,8 @@ class WorldConfig:
         rename_share: share of the SFT training trajectories (sft/train.jsonl) whose entities get fresh names
             throughout (coa.world.renaming): the model must then copy names it reads rather than recall facts.
             The QA files, pairs and held-out splits keep the world's names; 0 leaves every file unchanged.
+        rename_pool: where the new names come from (coa.world.renaming.Renamer): "fresh" (syllables the world never
+            uses) or "world" (the world's own first names, surnames, stems and places, recombined).
     """
 
     seed: int = 0
@@ -51,6 +53,7 @@ class WorldConfig:
     pairs_per_question: int = 1
     pair_guess_answer_share: float = 0.5
     rename_share: float = 0.0
+    rename_pool: str = "fresh"
 
     def __post_init__(self) -> None:
         unknown = sorted(set(self.mix) - set(DEFAULT_MIX))
@@ -64,6 +67,8 @@ class WorldConfig:
             raise ValueError(f"world config: rl={self.rl} questions need rl_fraction > 0 (the RL split's own subjects)")
         if not 0.0 <= self.rename_share <= 1.0:
             raise ValueError(f"world config: rename_share={self.rename_share} must be in [0, 1]")
+        if self.rename_pool not in ("fresh", "world"):
+            raise ValueError(f"world config: rename_pool={self.rename_pool!r} must be 'fresh' or 'world'")
         if self.pairs_per_question < 0:
             raise ValueError(f"world config: pairs_per_question={self.pairs_per_question} must be >= 0 (0: no pairs)")
         if not 0.0 <= self.pair_guess_answer_share <= 1.0:

@@ -18,20 +18,32 @@ from coa.world.names import NameMaker
 CAPITALISED_WORD = re.compile(r"[A-Z][a-z]+")
 
 
+RENAME_POOLS = ("fresh", "world")
+
+
 class Renamer:
-    """Maps every entity name in a text to a fresh one of the same shape (a person's two words, or a stem and the
-    original suffix for places, companies and books), the same within one call and never a name of the world.
+    """Maps every entity name in a text to another of the same type, the same within one call.
 
     Args:
-        world: the entities whose names are replaced; the fresh names avoid all of them.
-        rng: draws the fresh names.
+        world: the entities whose names are replaced.
+        rng: draws the new names.
+        pool: "fresh": names of the same shape never in the world (a person's two words, or a stem and the original
+            suffix for places, companies and books); their syllables are new to a tokenizer trained on the corpus.
+            "world": names made of the world's own words: a world first name and surname paired anew, a world
+            company or book stem with the original suffix (never an existing entity's name), or another city or
+            country of the world. A tokenizer trained on the corpus holds every such word, so copying one is as hard
+            as copying a held-out entity's name.
     """
 
-    def __init__(self, world: World, rng: random.Random) -> None:
+    def __init__(self, world: World, rng: random.Random, pool: str = "fresh") -> None:
+        if pool not in RENAME_POOLS:
+            raise ValueError(f"rename pool {pool!r}: expected one of {RENAME_POOLS}")
         self.types = {e.name: e.type for e in world.entities.values()}
+        self.pool, self.rng = pool, rng
         self.maker = NameMaker(rng)
         self.maker.used.update(name.lower() for name in self.types)
         self.maker.used.update(word.lower() for name in self.types for word in name.split())
+        self.words = _world_words(world)
 
     def rename(self, texts: list[str]) -> list[str]:
         """The texts with each entity name replaced; one mapping for all of them."""
@@ -42,7 +54,8 @@ class Renamer:
         pieces, last = [], 0
         for start, end, name in self._names_in(text):
             if name not in mapping:
-                mapping[name] = self._fresh(name)
+                taken = set(mapping.values())
+                mapping[name] = self._fresh(name) if self.pool == "fresh" else self._from_world(name, taken)
             pieces += [text[last:start], mapping[name]]
             last = end
         return "".join(pieces + [text[last:]])
@@ -73,6 +86,40 @@ class Renamer:
             return maker.unique(lambda: f"{maker.word(1, 2)} {suffix}")
         stem_suffix = _place_suffix(name)
         return maker.unique(lambda: f"{maker.word(1, 2)}{stem_suffix}")
+
+
+    def _from_world(self, name: str, taken: set[str]) -> str:
+        etype, words = self.types[name], self.words
+        if etype == "person":
+            draw = lambda: f"{self.rng.choice(words['first'])} {self.rng.choice(words['surname'])}"
+        elif " " in name:
+            suffix = name.rsplit(" ", 1)[1]
+            draw = lambda: f"{self.rng.choice(words[etype])} {suffix}"
+        else:
+            draw = lambda: self.rng.choice(words[etype])
+        return _draw_new(draw, avoid=taken | {name} | (set() if etype in ("city", "country") else set(self.types)))
+
+
+def _world_words(world: World) -> dict[str, list[str]]:
+    """The words world names are made of: persons' first names and surnames, company and book stems, and the
+    single-word city and country names (sorted, so draws are reproducible)."""
+    names = {t: sorted(world.get(i).name for i in ids) for t, ids in world.by_type.items()}
+    return {
+        "first": sorted({n.split()[0] for n in names["person"]}),
+        "surname": sorted({n.split()[1] for n in names["person"]}),
+        "company": sorted({n.rsplit(" ", 1)[0] for n in names["company"]}),
+        "book": sorted({n.rsplit(" ", 1)[0] for n in names["book"]}),
+        "city": names["city"],
+        "country": names["country"],
+    }
+
+
+def _draw_new(draw, avoid: set[str], tries: int = 1000) -> str:
+    for _ in range(tries):
+        name = draw()
+        if name not in avoid:
+            return name
+    raise RuntimeError("rename pool exhausted: the world has too few names of this type")
 
 
 PLACE_SUFFIXES = sorted(CITY_SUFFIXES + COUNTRY_SUFFIXES, key=len, reverse=True)  # "mouth" before "ton"

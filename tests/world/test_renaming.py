@@ -4,6 +4,8 @@ import json
 import random
 from pathlib import Path
 
+import pytest
+
 from coa.world.build import build_world
 from coa.world.config import WorldConfig
 from coa.world.encyclopedia import generate_world
@@ -32,6 +34,30 @@ def test_every_name_is_replaced_the_same_way_in_every_text_and_keeps_its_shape()
     assert new_company.endswith(company.name.split()[1]) and f"I need {new_company}'s founder." in renamed[1]
     new_city = renamed[1].split("birthplace ")[1].split(".")[0]
     assert new_city not in world_names and new_city[-3:] == city.name[-3:]
+
+
+def test_world_pool_recombines_the_worlds_own_words_and_never_names_an_existing_entity():
+    world = small_world()
+    person, company, city = (world.get(world.by_type[t][0]) for t in ("person", "company", "city"))
+    text = f"{person.name} works at {company.name}, born in {city.name}; {person.name} again."
+    renamer = Renamer(world, random.Random(1), pool="world")
+    names = {t: [world.get(i).name for i in ids] for t, ids in world.by_type.items()}
+    for _ in range(20):
+        renamed = renamer.rename([text])[0]
+        new_person, rest = renamed.split(" works at ")
+        new_company, rest = rest.split(", born in ")
+        new_city = rest.split(";")[0]
+        first, surname = new_person.split()
+        assert first in {n.split()[0] for n in names["person"]} and surname in {n.split()[1] for n in names["person"]}
+        assert new_person not in names["person"] and renamed.count(new_person) == 2
+        assert new_company not in names["company"] and new_company.endswith(" " + company.name.split()[1])
+        assert new_company.rsplit(" ", 1)[0] in {n.rsplit(" ", 1)[0] for n in names["company"]}
+        assert new_city in names["city"] and new_city != city.name
+
+
+def test_unknown_pool_is_refused():
+    with pytest.raises(ValueError, match="rename pool 'other'"):
+        Renamer(small_world(), random.Random(0), pool="other")
 
 
 def test_text_without_names_is_unchanged():
