@@ -61,6 +61,15 @@ def test_stage_config_instantiates_with_interpolations_resolved(config, small_wo
             assert len(tool.passages) == sum(1 for _ in open(small_world / "corpus.jsonl"))
 
 
+@pytest.mark.parametrize("config", STAGES, ids=[p.name for p in STAGES])
+def test_the_runs_seed_reaches_the_shuffle_and_the_rollouts(config, small_world, small_model_dir, tmp_path):
+    args = ["--config", str(config), *overrides(small_world, small_model_dir, tmp_path, config.name), "--seed_everything=3"]
+    cli = run_lightning_cli(args, run=False)
+    assert cli.datamodule.hparams.seed == 3
+    rollouts = [c for c in cli.trainer.callbacks if isinstance(c, RolloutCallback)]
+    assert [c.seed for c in rollouts] == ([3] if config.name.startswith("rl") else [])
+
+
 TOKENIZER_SETTINGS = ("trust_remote_code", "chat_template", "add_action_tokens")
 CHAT_TEMPLATE = "{% for m in messages %}{{ m['content'] }}{{ eos_token }}{% endfor %}"
 
