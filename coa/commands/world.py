@@ -6,7 +6,7 @@ import argparse
 import json
 
 from coa.world.build import build_world
-from coa.world.config import WorldConfig
+from coa.world.config import RENAME_POOLS, WorldConfig
 
 
 def parser() -> argparse.ArgumentParser:
@@ -28,7 +28,7 @@ def parser() -> argparse.ArgumentParser:
                    help="share of need-search pairs whose rejected side jumps to a guessed answer")
     b.add_argument("--rename_share", type=float, default=defaults.rename_share,
                    help="share of SFT training trajectories whose entities get fresh names (teaches copying what is read)")
-    b.add_argument("--rename_pool", choices=("fresh", "world"), default=defaults.rename_pool,
+    b.add_argument("--rename_pool", choices=RENAME_POOLS, default=defaults.rename_pool,
                    help="the new names: fresh syllables, or the world's own words recombined")
     return p
 

@@ -67,8 +67,8 @@ class WorldConfig:
             raise ValueError(f"world config: rl={self.rl} questions need rl_fraction > 0 (the RL split's own subjects)")
         if not 0.0 <= self.rename_share <= 1.0:
             raise ValueError(f"world config: rename_share={self.rename_share} must be in [0, 1]")
-        if self.rename_pool not in ("fresh", "world"):
-            raise ValueError(f"world config: rename_pool={self.rename_pool!r} must be 'fresh' or 'world'")
+        if self.rename_pool not in RENAME_POOLS:
+            raise ValueError(f"world config: rename_pool={self.rename_pool!r} must be one of {RENAME_POOLS}")
         if self.pairs_per_question < 0:
             raise ValueError(f"world config: pairs_per_question={self.pairs_per_question} must be >= 0 (0: no pairs)")
         if not 0.0 <= self.pair_guess_answer_share <= 1.0:
@@ -77,6 +77,8 @@ class WorldConfig:
             if getattr(self, name) < 2:
                 raise ValueError(f"world config: {name}={getattr(self, name)} must be >= 2")
 
+
+RENAME_POOLS = ("fresh", "world")  # coa.world.renaming.Renamer's sources of new names
 
 DEFAULT_MIX = {
     "single": 0.30, "chain2": 0.20, "chain3": 0.15, "chain4": 0.10, "comparison": 0.15, "no_search": 0.10,

@@ -12,13 +12,11 @@ from __future__ import annotations
 import random
 import re
 
+from coa.world.config import RENAME_POOLS
 from coa.world.encyclopedia import CITY_SUFFIXES, COUNTRY_SUFFIXES, World
 from coa.world.names import NameMaker
 
 CAPITALISED_WORD = re.compile(r"[A-Z][a-z]+")
-
-
-RENAME_POOLS = ("fresh", "world")
 
 
 class Renamer:
@@ -86,7 +84,6 @@ class Renamer:
             return maker.unique(lambda: f"{maker.word(1, 2)} {suffix}")
         stem_suffix = _place_suffix(name)
         return maker.unique(lambda: f"{maker.word(1, 2)}{stem_suffix}")
-
 
     def _from_world(self, name: str, taken: set[str]) -> str:
         etype, words = self.types[name], self.words
