@@ -5,9 +5,9 @@ from __future__ import annotations
 
 import json
 import os
-from collections.abc import Callable
 import secrets
 import time
+from collections.abc import Callable
 from dataclasses import dataclass, field, replace
 from functools import partial
 from pathlib import Path
@@ -188,7 +188,7 @@ def pipeline_tasks(ctx: Context, world: Path | None, result: PipelineResult) -> 
     for i, node in enumerate(rows):
         def evaluate(node: StageNode = node, i: int = i) -> None:
             where = f"eval {i + 1}/{len(rows)} {row_label(node.path)} ({node.key})"
-            evaluate_node(ctx, node, where, questions, topk, result, in_child)
+            evaluate_node(ctx, node, row_fingerprint(ctx, node, questions, topk), where, questions, result, in_child)
 
         tasks.append(Task(f"eval:{node.key}", evaluate, (node.key,) if node.path else ()))
     return tasks
@@ -207,13 +207,14 @@ def evaluate_rows(ctx: Context, world: Path | None, result: PipelineResult) -> N
         evaluate_row(ctx.config, node, ctx.out, model, questions, ctx.data.corpus, topk, expected)
 
     nodes = [StageNode(parse_row(row)) for row in ctx.config.rows]
-    todo = sum(not is_evaluated(ctx.out, n, row_fingerprint(ctx, n, questions, topk)) for n in nodes)
+    expected = [row_fingerprint(ctx, n, questions, topk) for n in nodes]
+    todo = sum(not is_evaluated(ctx.out, n, e) for n, e in zip(nodes, expected))
     spent: list[float] = []
     for i, node in enumerate(nodes):
         where = f"eval {i + 1}/{len(nodes)} {row_label(node.path)} ({node.key})"
         left = f", ~{format_duration(sum(spent) / len(spent) * (todo - len(spent)))} of evaluation left" if spent else ""
         start = time.time()
-        if evaluate_node(ctx, node, where, questions, topk, result, here, left):
+        if evaluate_node(ctx, node, expected[i], where, questions, result, here, left):
             spent.append(time.time() - start)
 
 
@@ -222,12 +223,11 @@ def row_fingerprint(ctx: Context, node: StageNode, questions: str, topk: int) ->
 
 
 def evaluate_node(
-    ctx: Context, node: StageNode, where: str, questions: str, topk: int, result: PipelineResult,
+    ctx: Context, node: StageNode, expected: dict, where: str, questions: str, result: PipelineResult,
     evaluate: Callable[[StageNode, str, dict], None], note: str = "",
 ) -> bool:
-    """Evaluates a row's final model with `evaluate(node, model, fingerprint)` unless a finished evaluation with the
-    same fingerprint is there (it says so); True if it ran."""
-    expected = row_fingerprint(ctx, node, questions, topk)
+    """Evaluates a row's final model with `evaluate(node, model, expected)` unless a finished evaluation with the
+    fingerprint `expected` is there (it says so); True if it ran."""
     if is_evaluated(ctx.out, node, expected):
         log(f"{where}: done before, skipped")
         return False
