@@ -13,6 +13,7 @@ from coa.rollout.engines.base import GenerationEngine
 from coa.rollout.engines.hf import HFEngine
 from coa.rollout.engines.streams import RowStreams, episode_seed
 from coa.formats.action_format import action_format as tags_of
+from coa.modules.step_metrics import log_step_metrics
 from coa.rewards.base import reward_from_config
 from coa.rewards.em import exact_match
 from coa.rollout.batch import collate_rollouts
@@ -147,13 +148,11 @@ class RolloutCallback(L.Callback):
             "rollout/tool_errors": float(sum(r.tool_errors for r in rollouts)),
             "perf/gen_tokens_per_s": generated / max(seconds, 1e-9),
         }
-        for name, value in metrics.items():  # counts add up over processes, rates and means average
-            pl_module.log(name, float(value), prog_bar=name == "rollout/reward_mean", batch_size=n, sync_dist=True,
-                          reduce_fx="sum" if name.endswith(SUMMED_SUFFIXES) else "mean")
+        summed = [name for name in metrics if name.endswith(SUMMED_SUFFIXES)]  # counts add up, rates average
+        log_step_metrics(pl_module, metrics, summed=summed, prog_bar=["rollout/reward_mean"])
         # the environment's counts differ in keys from process to process (no call, no key): summed first
         env = self.environment.metrics(summed_over_processes(self.environment.pop_counts()))
-        for name, value in env.items():
-            pl_module.log(name, float(value), batch_size=n)  # the same on every process: no sync
+        log_step_metrics(pl_module, env, synced=True)  # the same on every process
 
     def _log_samples(self, trainer: L.Trainer, items: list, texts: list[str], rewards: list[float]) -> None:
         log_table = getattr(trainer.logger, "log_table", None)

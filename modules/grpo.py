@@ -11,6 +11,7 @@ from torch import Tensor
 from coa.distributed import global_mean_factor
 from coa.losses.grpo import AGGREGATIONS, grpo_token_loss, group_advantages, token_weights
 from coa.modules.stage import PolicyStage
+from coa.modules.step_metrics import log_step_metrics
 from coa.policy import Policy
 from coa.rollout.batch import RolloutBatch
 from coa.shared_prefix import PromptGroups
@@ -166,13 +167,12 @@ class GRPOModule(PolicyStage):
 
     def _log_step(self, stats: dict[str, Tensor], advantages: Tensor, train_tokens_per_s: Tensor) -> None:
         """Every value is this process's share of the global batch's: the mean over processes is the global one."""
-        self.log("train/loss", stats.get("loss", torch.tensor(0.0)), prog_bar=True, sync_dist=True)
-        for name in ("kl", "clip_fraction", "entropy"):
-            if name in stats:
-                self.log(f"train/{name}", stats[name], sync_dist=True)
-        self.log("train/advantage_abs_mean", advantages.abs().mean(), sync_dist=True)
-        self.log("train/lr", self.optimizers().param_groups[0]["lr"])
-        self.log("perf/train_tokens_per_s", train_tokens_per_s, sync_dist=True, reduce_fx="sum")
+        metrics = {"train/loss": stats.get("loss", torch.tensor(0.0))}
+        metrics.update({f"train/{name}": stats[name] for name in ("kl", "clip_fraction", "entropy") if name in stats})
+        metrics["train/advantage_abs_mean"] = advantages.abs().mean()
+        metrics["train/lr"] = self.optimizers().param_groups[0]["lr"]  # the same everywhere: its mean is itself
+        metrics["perf/train_tokens_per_s"] = train_tokens_per_s
+        log_step_metrics(self, metrics, summed=["perf/train_tokens_per_s"], prog_bar=["train/loss"])
 
 
 def refuse_sharded_strategy(strategy) -> None:

@@ -38,7 +38,7 @@ def run_one_step(module: GRPOModule, batch: RolloutBatch) -> float:
     module.optimizers = lambda: optimizer
     module.lr_schedulers = lambda: schedule
     module.manual_backward = lambda loss: loss.backward()
-    module.log = lambda *a, **k: None
+    module._log_step = lambda *a, **k: None  # logging needs a Trainer
     module.rollouts = batch
     return float(module.training_step([], 0))
 
