@@ -14,14 +14,13 @@ from torch import Tensor
 from coa.models.action_tokens import (
     action_format_of, action_token_ids, add_tag_tokens, grow_embeddings, trainable_token_modules,
 )
-from coa.models.forward_args import position_ids_from_mask
+from coa.models.forward_args import body_and_head, position_ids_from_mask
 from coa.models.loading import load_tokenizer
 from coa.models.source import HOW_TO_BUILD, check_model_dir, hub_cache_only
 from coa.shared_prefix import PromptGroups, shared_prefix_outputs, split_shared_prefix
 
 DTYPES = {"float32": torch.float32, "bfloat16": torch.bfloat16, "float16": torch.float16}
 NON_REENTRANT = {"use_reentrant": False}  # gradients reach LoRA weights behind frozen layers
-HEAD_EXTRAS = ("final_logit_softcapping", "logit_scale", "logits_scaling")  # heads that are more than a linear map
 ADAPTER_DIR = "adapter"  # the LoRA adapter's folder inside an export (a subfolder: transformers and vLLM ignore it)
 
 
@@ -377,7 +376,7 @@ def target_logprobs(
 ) -> tuple[Tensor, Tensor | None]:
     """([N] log p of the target tokens, [N] entropy there or None), the output layer run on targets only;
     logits divided by `temperature` (> 0) first. With `prompts`, each group's shared prompt is run once."""
-    body, head = _body_and_head(model)
+    body, head = body_and_head(model)
     output = "logits" if head is None else "last_hidden_state"
     split = None if prompts is None else split_shared_prefix(input_ids, attention_mask, target_mask, prompts)
     outputs = None if split is None else shared_prefix_outputs(body, split, output)
@@ -397,27 +396,6 @@ def target_logprobs(
         return chosen, None
     with torch.no_grad():
         return chosen, -(log_probs.exp() * log_probs).sum(-1)
-
-
-def _body_and_head(model: torch.nn.Module) -> tuple[torch.nn.Module, torch.nn.Module | None]:
-    """(decoder, output layer) where the head is a plain linear map on the decoder's output; else (model, None)."""
-    head = model.get_output_embeddings()
-    decoder = _decoder(model)
-    if head is None or decoder is None or any(getattr(model.config, name, None) for name in HEAD_EXTRAS):
-        return model, None
-    return decoder, head
-
-
-def _decoder(model: torch.nn.Module) -> torch.nn.Module | None:
-    """The model without its output layer (its output: the last, normed hidden state), or None where none is found.
-
-    Calling it instead of the whole model with `output_hidden_states=True` keeps no per-layer outputs alive.
-    """
-    get_decoder = getattr(model, "get_decoder", None)  # transformers' lookup; a peft model passes it through
-    decoder = get_decoder() if get_decoder is not None else None
-    if decoder is None or decoder is model or decoder.get_output_embeddings() is not None:
-        return None  # transformers fell back to the model itself: it has a head, so it is no decoder
-    return decoder
 
 
 def _logits(model: torch.nn.Module, input_ids: Tensor, attention_mask: Tensor) -> Tensor:

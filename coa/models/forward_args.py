@@ -1,4 +1,5 @@
-"""How coa calls a transformers causal LM's forward: positions from the attention mask, the KV cache by its name."""
+"""How coa calls a transformers causal LM's forward: positions from the attention mask, the KV cache by its name, the
+decoder and the output layer apart."""
 
 from __future__ import annotations
 
@@ -6,6 +7,8 @@ import inspect
 
 import torch
 from torch import Tensor
+
+HEAD_EXTRAS = ("final_logit_softcapping", "logit_scale", "logits_scaling")  # heads that are more than a linear map
 
 
 def position_ids_from_mask(attention_mask: Tensor) -> Tensor:
@@ -29,3 +32,24 @@ def returned_cache(output: object) -> object | None:
     """The KV cache a transformers output holds (`cache`, `past_key_values` before the rename)."""
     cache = getattr(output, "cache", None)
     return getattr(output, "past_key_values", None) if cache is None else cache
+
+
+def body_and_head(model: torch.nn.Module) -> tuple[torch.nn.Module, torch.nn.Module | None]:
+    """(decoder, output layer) where the head is a plain linear map on the decoder's output; else (model, None)."""
+    head = model.get_output_embeddings()
+    decoder = decoder_of(model)
+    if head is None or decoder is None or any(getattr(model.config, name, None) for name in HEAD_EXTRAS):
+        return model, None
+    return decoder, head
+
+
+def decoder_of(model: torch.nn.Module) -> torch.nn.Module | None:
+    """The model without its output layer (its output: the last, normed hidden state), or None where none is found.
+
+    Calling it instead of the whole model with `output_hidden_states=True` keeps no per-layer outputs alive.
+    """
+    get_decoder = getattr(model, "get_decoder", None)  # transformers' lookup; a peft model passes it through
+    decoder = get_decoder() if get_decoder is not None else None
+    if decoder is None or decoder is model or decoder.get_output_embeddings() is not None:
+        return None  # transformers fell back to the model itself: it has a head, so it is no decoder
+    return decoder

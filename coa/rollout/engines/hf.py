@@ -257,22 +257,22 @@ def finish(tokenizer: PreTrainedTokenizerBase, tokens: list[int], settings: Samp
 
 
 class StopStringWatch(StoppingCriteria):
-    """Marks a row done once its new text holds a stop string; checks only rows whose last token could end one."""
+    """Marks a row done once its new text holds a stop string; checks only rows whose last token could end one.
+
+    Called on every decoded token, so the common case (no row's last token can end a stop string) is a set
+    lookup per row in Python: a handful of small tensor ops would cost more than the lookups.
+    """
 
     def __init__(self, tokenizer: PreTrainedTokenizerBase, stop_strings: tuple[str, ...], prompt_width: int, rows: int):
         self.tokenizer, self.stop_strings, self.prompt_width = tokenizer, stop_strings, prompt_width
+        # ids past the tokenizer (a model's padded vocabulary, Qwen2: 151,936 rows for 151,665 tokens) spell nothing
         self.may_end = _tokens_holding(tokenizer, tuple(sorted({s[-1] for s in stop_strings})))
         self.done = torch.zeros(rows, dtype=torch.bool)
         self.window = 4 * max(len(s) for s in stop_strings)  # tokens enough to spell any stop string
 
     def __call__(self, input_ids: torch.LongTensor, scores: torch.FloatTensor, **kwargs) -> torch.BoolTensor:
-        last = input_ids[:, -1].cpu()
-        # ids past the tokenizer (a model's padded vocabulary, Qwen2: 151,936 rows for 151,665 tokens) spell nothing
-        known = last < len(self.may_end)
-        candidates = known & self.may_end[torch.where(known, last, 0)] & ~self.done
-        if not bool(candidates.any()):  # the common case: no row's last token can end a stop string
-            return self.done.to(input_ids.device)
-        for row in torch.nonzero(candidates).flatten().tolist():
+        last = input_ids[:, -1].tolist()
+        for row in [r for r, token in enumerate(last) if token in self.may_end and not self.done[r]]:
             start = max(self.prompt_width, input_ids.shape[1] - self.window)
             tail = self.tokenizer.decode(input_ids[row, start:], skip_special_tokens=False)
             if any(s in tail for s in self.stop_strings):
@@ -281,10 +281,10 @@ class StopStringWatch(StoppingCriteria):
 
 
 @lru_cache(maxsize=8)
-def _tokens_holding(tokenizer: PreTrainedTokenizerBase, chars: tuple[str, ...]) -> torch.Tensor:
-    """[V] True for each token whose text holds one of `chars` (or may, as a partial byte)."""
+def _tokens_holding(tokenizer: PreTrainedTokenizerBase, chars: tuple[str, ...]) -> frozenset[int]:
+    """The ids of the tokens whose text holds one of `chars` (or may, as a partial byte)."""
     texts = tokenizer.batch_decode([[i] for i in range(len(tokenizer))], skip_special_tokens=False)
-    return torch.tensor([any(c in t for c in chars) or "\ufffd" in t for t in texts], dtype=torch.bool)
+    return frozenset(i for i, t in enumerate(texts) if any(c in t for c in chars) or "\ufffd" in t)
 
 
 @contextmanager

@@ -51,6 +51,23 @@ def test_rows_stop_on_stop_tokens_and_are_padded_after(multi_token_model_dir):
     assert row[: at + 1] == new[: at + 1] and set(row[at + 1:]) <= {engine.pad_token_id}
 
 
+def test_a_row_stopping_in_an_unpadded_batch_gets_a_mask_from_then_on(multi_token_model_dir):
+    """No padding at first (no mask is built), then one row stops: the rest must decode as `generate` does."""
+    policy = _sharpened(multi_token_model_dir)
+    tok = policy.tokenizer
+    first, second = (tok.encode(t, add_special_tokens=False) for t in ("What is", "Who was born earlier, a or b?"))
+    prompts = [first, second[: len(first)]]  # equal lengths: no left padding
+    engine = HFEngine(policy.model, tok)
+    free, _ = _both_paths(engine, prompts, SamplingSettings(max_new_tokens=8))
+    width = free.shape[1] - 8
+    new, other = free[0, width:].tolist(), free[1, width:].tolist()
+    at = next(i for i in range(1, 7) if new[i] not in new[:i] and new[i] not in other)  # stops row 0 alone
+    lean, hf = _both_paths(engine, prompts, SamplingSettings(max_new_tokens=8, stop_token_ids=(new[at],)))
+    assert torch.equal(lean, hf)
+    assert lean[0, width + at + 1:].tolist() == [engine.pad_token_id] * (7 - at)
+    assert lean[1, width:].tolist() == other  # the other row went on, unchanged by the first one's stop
+
+
 def test_suppressed_tokens_of_the_generation_config_are_never_sampled(small_model_dir):
     policy = Policy(str(small_model_dir))
     engine = HFEngine(policy.model, policy.tokenizer)
