@@ -14,7 +14,7 @@ from omegaconf import OmegaConf
 from coa.models.from_world import build_tokenizer_and_model
 from coa.models.tiny import TinyModelConfig
 from coa.world.build import build_world
-from coa.world.config import WorldConfig
+from coa.world.config import WORLD_NAMES_SFT, WorldConfig
 
 
 @dataclass
@@ -58,6 +58,12 @@ def load_config(path: str | None, overrides: list[str]) -> QuickstartConfig:
     return config
 
 
+def sft_train_file(stage: str, world_dir: Path) -> Path:
+    """SFT3 (the world model) learns from the trajectories with the world's own names where the world renamed some."""
+    world_names = world_dir / WORLD_NAMES_SFT
+    return world_names if stage == "sft3" and world_names.is_file() else world_dir / "sft" / "train.jsonl"
+
+
 def fit_stage(stage: str, model_dir: Path, world_dir: Path, out: Path, steps: int, config: QuickstartConfig) -> Path:
     """Runs `coa fit --config configs/<stage>.yaml` with the quickstart's paths; returns the exported model."""
     import wandb
@@ -71,7 +77,7 @@ def fit_stage(stage: str, model_dir: Path, world_dir: Path, out: Path, steps: in
         f"--trainer.default_root_dir={root}",
         f"--trainer.max_steps={steps}",
         f"--model.init_args.policy.init_args.model_name_or_path={model_dir}",
-        f"--data.init_args.train_path={world_dir / 'sft' / 'train.jsonl'}",
+        f"--data.init_args.train_path={sft_train_file(stage, world_dir)}",
         f"--data.init_args.val_path={world_dir / 'sft' / 'dev.jsonl'}",
     ]
     if config.torch_threads:

@@ -44,6 +44,7 @@ class DataPaths:
     pairs_dev: str | None = None
     sft_train: str | None = None
     sft_dev: str | None = None
+    sft3_train: str | None = None  # None: the world's sft/train_world_names.jsonl where it has one, else sft_train
     rl_train: str | None = None  # None: the world's qa/rl.jsonl when it has an RL split, else qa/train.jsonl
     test: str | None = None  # None: the world's qa/<eval.split>.jsonl
 

@@ -10,7 +10,8 @@ from pathlib import Path
 from coa.pipeline.config import PipelineConfig
 from coa.pipeline.markers import changed_keys, is_done, read_marker, write_marker
 from coa.pipeline.spec import parse_row
-from coa.pipeline.stage_args import DATA_FIELDS, StageData
+from coa.pipeline.stage_args import DATA_FIELDS, FALLBACKS, StageData
+from coa.world.config import WORLD_NAMES_SFT
 
 WORLD_FILES = ("corpus.jsonl", "pairs/train.json", "sft/train.jsonl", "qa/train.jsonl")
 
@@ -36,7 +37,7 @@ def missing_data(config: PipelineConfig) -> list[str]:
     stages = {stage for row in config.rows for stage in parse_row(row)}
     needed = {"test"} | ({"corpus"} if config.eval.tool is None else set())  # BM25 evaluation searches the corpus
     needed |= {field for s in stages for field in DATA_FIELDS[s] if field is not None and not field.endswith("dev")}
-    return sorted(f for f in needed if not getattr(config.data, f))
+    return sorted(f for f in needed if not getattr(config.data, f) and not getattr(config.data, FALLBACKS.get(f, f)))
 
 
 def prepare_world(config: PipelineConfig, out: Path) -> tuple[Path | None, dict]:
@@ -104,6 +105,7 @@ def stage_data(config: PipelineConfig, world: Path | None) -> StageData:
         pairs_dev=_pick(d.pairs_dev, world, "pairs/dev.json"),
         sft_train=_pick(d.sft_train, world, "sft/train.jsonl"),
         sft_dev=_pick(d.sft_dev, world, "sft/dev.jsonl"),
+        sft3_train=_pick(d.sft3_train, world, WORLD_NAMES_SFT) or _pick(d.sft_train, world, "sft/train.jsonl"),
         rl_train=_pick(d.rl_train, world, "qa/rl.jsonl") or _pick(None, world, "qa/train.jsonl"),
     )
 

@@ -26,6 +26,7 @@ class StageData:
     pairs_dev: str | None
     sft_train: str | None
     sft_dev: str | None
+    sft3_train: str | None
     rl_train: str | None
 
 
@@ -53,8 +54,11 @@ def checkpoint_every(config: PipelineConfig, stage: str) -> int:
     return every if every is not None else max(1, max_steps(config, stage) // 4)
 
 
-DATA_FIELDS = {"sft1": ("pairs_train", "pairs_dev"), "sft2": ("sft_train", "sft_dev"), "sft3": ("sft_train", "sft_dev"),
+DATA_FIELDS = {"sft1": ("pairs_train", "pairs_dev"), "sft2": ("sft_train", "sft_dev"), "sft3": ("sft3_train", "sft_dev"),
                "rl1": ("rl_train", None), "rl2": ("rl_train", None)}
+
+
+FALLBACKS = {"sft3_train": "sft_train"}  # a field left unset takes this one's file
 
 
 def data_args(stage: str, data: StageData) -> list[str]:

@@ -15,7 +15,7 @@ from coa.data.cota_pairs import write_cota_pairs
 from coa.prompts import PromptTemplate
 from coa.rewards.autocoa import ANSWER_SEPARATOR
 from coa.tools.bm25 import BM25Search
-from coa.world.config import DEFAULT_MIX, WorldConfig
+from coa.world.config import DEFAULT_MIX, WORLD_NAMES_SFT, WorldConfig
 from coa.world.encyclopedia import World, generate_world
 from coa.world.oracle import Oracle
 from coa.world.pairs import PairWriter
@@ -119,9 +119,11 @@ def sft_row(row_id: str, question: Question, messages: list[dict]) -> dict:
     return {"id": row_id, "type": "cot" if question.kind == "no_search" else "coa", "messages": messages}
 
 
-def sft_rows(rows: list[dict], pairs: list, prompt: PromptTemplate, world: World, config: WorldConfig, split: str):
-    """A split's SFT rows; in the training split, `config.rename_share` of them with fresh entity names throughout."""
-    share = config.rename_share if split == "train" else 0.0
+def sft_rows(rows: list[dict], pairs: list, prompt: PromptTemplate, world: World, config: WorldConfig, split: str,
+             rename: bool = True):
+    """A split's SFT rows; in the training split (and `rename`), `config.rename_share` of them with fresh entity
+    names throughout."""
+    share = config.rename_share if split == "train" and rename else 0.0
     rng = random.Random(config.seed * 1000 + RENAME_SEED_OFFSET)
     renamer = Renamer(world, rng, config.rename_pool) if share > 0 else None
     for r, (q, t, _) in zip(rows, pairs):
@@ -134,7 +136,9 @@ def sft_rows(rows: list[dict], pairs: list, prompt: PromptTemplate, world: World
 
 def build_world(out_dir: str | Path, config: WorldConfig = WorldConfig()) -> dict[str, int]:
     """Writes corpus.jsonl, qa/{split}.jsonl|.parquet, sft/{split}.jsonl and pairs/{split}.json under `out_dir`,
-    and qa/rl.jsonl|.parquet when `config.rl` > 0.
+    and qa/rl.jsonl|.parquet when `config.rl` > 0. With `config.rename_share` > 0 also sft/train_world_names.jsonl:
+    the same training trajectories, none renamed (for SFT3: observations about renamed entities are facts of no
+    world, which a world model can only learn as noise).
 
     Returns the number of passages, questions per split and pairs per split (`pairs_{split}`).
     """
@@ -166,6 +170,8 @@ def build_world(out_dir: str | Path, config: WorldConfig = WorldConfig()) -> dic
         with atomic_open(out / "qa" / f"{split}.parquet", "wb") as f:
             pq.write_table(verl_table(rows, split, prompt), f)
         write_jsonl(out / "sft" / f"{split}.jsonl", sft_rows(rows, pairs, prompt, world, config, split))
+        if split == "train" and config.rename_share > 0:  # SFT3's world model learns the world's facts, not fiction
+            write_jsonl(out / WORLD_NAMES_SFT, sft_rows(rows, pairs, prompt, world, config, split, rename=False))
         counts[split] = len(rows)
         if config.pairs_per_question > 0:
             pair_rng = random.Random(config.seed * 1000 + PAIR_SEED_OFFSET + SPLIT_SEEDS[split])

@@ -4,6 +4,8 @@ from __future__ import annotations
 
 from dataclasses import dataclass, field
 
+WORLD_NAMES_SFT = "sft/train_world_names.jsonl"  # a world's training trajectories with no entity renamed (SFT3 reads it)
+
 
 @dataclass(frozen=True)
 class WorldConfig:

@@ -29,6 +29,9 @@ def test_a_given_model_with_all_its_data_needs_no_world(tmp_path):
     assert missing_data(config) == []
     assert prepare_world(config, tmp_path) == (None, {})
     assert missing_data(to_config({**tiny_settings(tmp_path, rows=["sft1-sft2"]), "data": data})) == ["pairs_train"]
+    with_sft3 = to_config({**tiny_settings(tmp_path, rows=["sft2-sft3"]), "base_model": "org/model", "data": data})
+    assert missing_data(with_sft3) == []  # SFT3 takes sft_train's trajectories when no sft3_train is given
+    assert stage_data(with_sft3, None).sft3_train == "s.jsonl"
 
 
 def test_a_given_world_must_hold_the_files(tmp_path):

@@ -11,7 +11,8 @@ from coa.pipeline.stage_args import STAGE_CONFIG, StageData, fingerprint, stage_
 from tiny_pipeline import tiny_settings, to_config
 
 DATA = StageData(corpus="w/corpus.jsonl", pairs_train="w/pairs/train.json", pairs_dev="w/pairs/dev.json",
-                 sft_train="w/sft/train.jsonl", sft_dev=None, rl_train="w/qa/rl.jsonl")
+                 sft_train="w/sft/train.jsonl", sft_dev=None, sft3_train="w/sft/train_world_names.jsonl",
+                 rl_train="w/qa/rl.jsonl")
 POLICY = "--model.init_args.policy.init_args.model_name_or_path"
 
 
@@ -50,7 +51,7 @@ def test_overrides_are_merged_into_the_stage_yaml_written_beside_the_run(tmp_pat
 def test_a_stage_needs_its_data(tmp_path):
     config = to_config(tiny_settings(tmp_path))
     with pytest.raises(ValueError, match="stage rl2 needs data.rl_train"):
-        stage_args(config, StageNode(("rl2",)), tmp_path, "base", StageData(*[None] * 6), "g")
+        stage_args(config, StageNode(("rl2",)), tmp_path, "base", StageData(*[None] * 7), "g")
 
 
 def test_a_stage_fingerprint_holds_its_parents_so_a_changed_parent_changes_the_children(tmp_path):
@@ -61,3 +62,11 @@ def test_a_stage_fingerprint_holds_its_parents_so_a_changed_parent_changes_the_c
     after = fingerprint(to_config(settings), node, {"base_model": "m"}, DATA)
     assert before["parent"]["parent"]["max_steps"] == 3 and after["parent"]["parent"]["max_steps"] == 4
     assert before["max_steps"] == after["max_steps"] == 2
+
+
+def test_sft3_reads_the_trajectories_with_the_worlds_own_names(tmp_path):
+    config = to_config(tiny_settings(tmp_path))
+    sft3 = stage_args(config, StageNode(("sft1", "sft2", "sft3")), tmp_path, "base", DATA, "g1")
+    sft2 = stage_args(config, StageNode(("sft1", "sft2")), tmp_path, "base", DATA, "g1")
+    assert "--data.init_args.train_path=w/sft/train_world_names.jsonl" in sft3
+    assert "--data.init_args.train_path=w/sft/train.jsonl" in sft2

@@ -7,7 +7,7 @@ from pathlib import Path
 import pytest
 
 from coa.world.build import build_world
-from coa.world.config import WorldConfig
+from coa.world.config import WORLD_NAMES_SFT, WorldConfig
 from coa.world.encyclopedia import generate_world
 from coa.world.renaming import Renamer
 
@@ -81,3 +81,11 @@ def test_rename_share_changes_only_the_sft_training_file_and_keeps_answers_consi
         assert p["id"] == r["id"] and p["type"] == r["type"] == "coa"
         answer = r["messages"][-1]["content"].rsplit("\\boxed{ ", 1)[1][:-2]
         assert answer in r["messages"][-1]["content"].split("</think>")[0]  # read in an observation, as before
+
+
+def test_a_renaming_world_keeps_its_trajectories_with_the_worlds_own_names_for_sft3(tmp_path):
+    build_world(tmp_path / "plain", WorldConfig(**SMALL))
+    build_world(tmp_path / "renamed", WorldConfig(**SMALL, rename_share=0.5))
+    assert not (tmp_path / "plain" / WORLD_NAMES_SFT).exists()  # nothing renamed: sft/train.jsonl serves SFT3 too
+    kept = (tmp_path / "renamed" / WORLD_NAMES_SFT).read_bytes()
+    assert kept == (tmp_path / "plain" / "sft" / "train.jsonl").read_bytes()
