@@ -38,6 +38,7 @@ from coa.rollout.engines.base import SamplingSettings
 from coa.rollout.engines.hf import HFEngine, StopStringWatch
 from coa.formats.action_format import AUTOCOA
 from coa.masking import tokenize_chat
+from coa.models.forward_args import body_and_head
 from coa.models.tiny import TinyModelConfig, build_tiny_model
 from coa.models.tokenizer import train_tokenizer
 from coa.policy import Policy
@@ -96,8 +97,8 @@ def overfit(model_dir: Path, trajectories: list[tuple[str, str]], steps: int, ou
 
 
 class Timers:
-    """Wraps the engine's generation of a micro-batch, the model's `forward`, the tool's `call` and StopStringWatch;
-    sums seconds per part."""
+    """Wraps the engine's generation of a micro-batch, the decoder's `forward` (decoding calls the decoder, then the
+    output layer), the tool's `call` and StopStringWatch; sums seconds per part."""
 
     def __init__(self, model: torch.nn.Module, engine: HFEngine, tool: BM25Search) -> None:
         self.seconds = {"generate": 0.0, "prefill": 0.0, "prefill_first": 0.0, "tool": 0.0, "stop_watch": 0.0}
@@ -107,7 +108,7 @@ class Timers:
         self._first_forward = False
         inner_generate = engine._generate_batch  # one micro-batch: shared-prompt prefill, decoding loop, cut
         engine._generate_batch = lambda batch, *a: self._on_generate(lambda: inner_generate(batch, *a), batch.ids.shape[0])
-        self._wrap(model, "forward", self._on_forward)
+        self._wrap(body_and_head(model)[0], "forward", self._on_forward)  # what decoding calls (the whole model too)
         self._wrap(tool, "call", lambda fn: self._timed("tool", fn))
         watch = StopStringWatch.__call__
         StopStringWatch.__call__ = lambda w, *a, **k: self._timed("stop_watch", lambda: watch(w, *a, **k))
