@@ -99,13 +99,15 @@ def _pick(given: str | None, world: Path | None, relative: str) -> str | None:
 def stage_data(config: PipelineConfig, world: Path | None) -> StageData:
     """The files each stage reads: the config's `data` where set, else the world's (RL: its RL split if any)."""
     d = config.data
+    sft_train = _pick(d.sft_train, world, "sft/train.jsonl")
     return StageData(
         corpus=_pick(d.corpus, world, "corpus.jsonl"),
         pairs_train=_pick(d.pairs_train, world, "pairs/train.json"),
         pairs_dev=_pick(d.pairs_dev, world, "pairs/dev.json"),
-        sft_train=_pick(d.sft_train, world, "sft/train.jsonl"),
+        sft_train=sft_train,
         sft_dev=_pick(d.sft_dev, world, "sft/dev.jsonl"),
-        sft3_train=_pick(d.sft3_train, world, WORLD_NAMES_SFT) or _pick(d.sft_train, world, "sft/train.jsonl"),
+        # given trajectories serve SFT3 as they are; a world's, with its own names where it renamed some
+        sft3_train=d.sft3_train or d.sft_train or _pick(None, world, WORLD_NAMES_SFT) or sft_train,
         rl_train=_pick(d.rl_train, world, "qa/rl.jsonl") or _pick(None, world, "qa/train.jsonl"),
     )
 

@@ -16,6 +16,19 @@ def test_a_world_without_an_rl_split_gives_rl_its_training_questions(small_world
     assert eval_topk(config, small_world) == 1  # the world's own, from its world_config.jsonl
 
 
+def test_sft3_reads_a_worlds_unrenamed_trajectories_but_given_ones_as_they_are(tmp_path):
+    from coa.world.build import build_world
+    from coa.world.config import WorldConfig
+
+    world = tmp_path / "world"
+    build_world(world, WorldConfig(persons=40, cities=8, countries=3, companies=10, books=10, train=30, dev=4, test=4,
+                                   rename_share=0.5))
+    config = to_config({**tiny_settings(tmp_path), "world_dir": str(world)})
+    assert stage_data(config, world).sft3_train == str(world / "sft" / "train_world_names.jsonl")
+    given = to_config({**tiny_settings(tmp_path), "world_dir": str(world), "data": {"sft_train": "mine.jsonl"}})
+    assert stage_data(given, world).sft3_train == "mine.jsonl"
+
+
 def test_given_paths_win_over_the_world(small_world, tmp_path):
     settings = {**tiny_settings(tmp_path), "world_dir": str(small_world), "data": {"rl_train": "my/rl.parquet", "test": "t.parquet"}}
     config = to_config(settings)
