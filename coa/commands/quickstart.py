@@ -14,7 +14,7 @@ from omegaconf import OmegaConf
 from coa.models.from_world import build_tokenizer_and_model
 from coa.models.tiny import TinyModelConfig
 from coa.world.build import build_world
-from coa.world.config import WORLD_NAMES_SFT, WorldConfig
+from coa.world.config import WorldConfig, world_model_sft
 
 
 @dataclass
@@ -60,8 +60,7 @@ def load_config(path: str | None, overrides: list[str]) -> QuickstartConfig:
 
 def sft_train_file(stage: str, world_dir: Path) -> Path:
     """SFT3 (the world model) learns from the trajectories with the world's own names where the world renamed some."""
-    world_names = world_dir / WORLD_NAMES_SFT
-    return world_names if stage == "sft3" and world_names.is_file() else world_dir / "sft" / "train.jsonl"
+    return world_model_sft(world_dir) if stage == "sft3" else world_dir / "sft" / "train.jsonl"
 
 
 def fit_stage(stage: str, model_dir: Path, world_dir: Path, out: Path, steps: int, config: QuickstartConfig) -> Path:

@@ -3,8 +3,16 @@
 from __future__ import annotations
 
 from dataclasses import dataclass, field
+from pathlib import Path
 
 WORLD_NAMES_SFT = "sft/train_world_names.jsonl"  # a world's training trajectories with no entity renamed (SFT3 reads it)
+
+
+def world_model_sft(world_dir: str | Path) -> Path:
+    """The trajectories SFT3 learns the world from: the unrenamed ones where the world renamed some, else
+    sft/train.jsonl."""
+    unrenamed = Path(world_dir) / WORLD_NAMES_SFT
+    return unrenamed if unrenamed.is_file() else Path(world_dir) / "sft" / "train.jsonl"
 
 
 @dataclass(frozen=True)
