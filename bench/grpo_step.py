@@ -1,7 +1,7 @@
 """Seconds per GRPO step, coa (Lightning + RolloutCallback) vs TRL's GRPOTrainer, same model, prompt and settings.
 
     pip install -e '.[bench]'            # TRL, in a venv of its own (see bench/README.md)
-    python bench/grpo_step.py            # 0.66M and 34M params, 3 rounds x 7 measured steps per side, ~10 min
+    python bench/grpo_step.py            # 0.66M and 34M params, 3 sides x 3 rounds x 7 measured steps, ~20 min
     python bench/grpo_step.py --sizes small --steps 4 --rounds 1     # a quick look
 
 A step is one prompt x 8 completions (TRL's default num_generations=8, per-device batch 8), exactly
@@ -12,7 +12,12 @@ not scaled by std (TRL scale_rewards="none", coa scale_advantages=False), grad-n
 torch thread. The reward is `LengthModReward` below on both sides. Single turn, no tool: coa's
 environment is a RealEnvironment over UnavailableTool, never called (max_actions=0).
 
-Each side runs in its own subprocess, alternately (coa, TRL, coa, TRL, ...) so the machine's other
+Three sides: "coa" decodes eagerly, as by default; "coa, compiled decoding" is the same run with the
+HF engine's opt-in `compile: true` (`engine_args`), whose ~20 s of compiling falls in the dropped warm-up
+steps; TRL generates with transformers' `generate`, eagerly, as GRPOTrainer does by default. The target
+is judged on eager coa against TRL; the compiled row shows what the option adds.
+
+Each side runs in its own subprocess, alternately (coa, TRL, coa-compiled, coa, ...) so the machine's other
 load hits both alike; the load average is recorded before and after each run. A step's time is the
 gap between the starts of consecutive steps (Lightning on_train_batch_start, TRL on_step_begin); the
 first `--warmup` steps are dropped. "CPU s/step" is the same gap in this process's CPU time
@@ -46,6 +51,11 @@ SIZES = {  # name -> (hidden, layers, heads, intermediate); vocabulary 2048, tie
 VOCAB = 2048
 TARGETS = {"small": 2.0, "large": 1.2}  # TRL s/step ÷ coa s/step that coa must reach
 COMPLETIONS, NEW_TOKENS, LR, BETA = 8, 64, 1e-5, 0.001
+SIDES = {  # worker name -> its name in the tables; run in this order within each round
+    "coa": "coa",
+    "trl": "TRL",
+    "coa-compiled": "coa, compiled decoding",
+}
 QUESTION = "Which city was the author of The Glass Harbor born in?"
 
 
@@ -170,7 +180,7 @@ class Clock:
         ][warmup:]
 
 
-def run_coa(model_dir: Path, qa: Path, num_steps: int, clock: Clock) -> dict:
+def run_coa(model_dir: Path, qa: Path, num_steps: int, clock: Clock, compile_decoding: bool = False) -> dict:
     import lightning as L
 
     from coa.callbacks.rollout import RolloutCallback
@@ -200,7 +210,7 @@ def run_coa(model_dir: Path, qa: Path, num_steps: int, clock: Clock) -> dict:
     rollout = RolloutCallback(
         RealEnvironment(UnavailableTool()), reward=f"{__name__}.LengthModReward", group_size=COMPLETIONS,
         max_actions=0, max_turn_tokens=NEW_TOKENS, max_response_tokens=NEW_TOKENS, temperature=1.0, top_p=1.0,
-        samples_every_n_steps=0,
+        samples_every_n_steps=0, engine_args={"compile": compile_decoding},
     )
     trainer = L.Trainer(
         max_steps=num_steps, logger=False, enable_checkpointing=False, enable_progress_bar=False,
@@ -267,8 +277,8 @@ def worker(args: argparse.Namespace) -> None:
 
         profiler = cProfile.Profile()
         profiler.enable()
-    if args.worker == "coa":
-        info = run_coa(model_dir, Path(args.qa), num_steps, clock)
+    if args.worker in ("coa", "coa-compiled"):
+        info = run_coa(model_dir, Path(args.qa), num_steps, clock, compile_decoding=args.worker == "coa-compiled")
     else:
         info = run_trl(model_dir, num_steps, clock)
     if profiler is not None:
@@ -334,9 +344,11 @@ def main(argv: list[str] | None = None) -> None:
     parser.add_argument("--warmup", type=int, default=2, help="steps dropped at the start of each run")
     parser.add_argument("--rounds", type=int, default=3, help="runs per side and size, alternating coa / TRL")
     parser.add_argument("--threads", type=int, default=1, help="torch threads of each side")
+    parser.add_argument("--sides", nargs="+", default=list(SIDES), choices=list(SIDES),
+                        help="coa: eager decoding, as by default; coa-compiled: HFEngine(compile=True); trl")
     parser.add_argument("--workdir", default=None, help="keep models and data here (default: a temporary folder)")
     # internal: one side in a subprocess
-    parser.add_argument("--worker", choices=["coa", "trl"], help=argparse.SUPPRESS)
+    parser.add_argument("--worker", choices=list(SIDES), help=argparse.SUPPRESS)
     parser.add_argument("--model-dir", help=argparse.SUPPRESS)
     parser.add_argument("--qa", help=argparse.SUPPRESS)
     parser.add_argument("--out", help=argparse.SUPPRESS)
@@ -349,10 +361,13 @@ def main(argv: list[str] | None = None) -> None:
     if args.worker:
         return worker(args)
 
-    import trl
+    trl_version = "not run"
+    if "trl" in args.sides:
+        import trl
 
+        trl_version = trl.__version__
     print(f"python bench/grpo_step.py {' '.join(sys.argv[1:])}".rstrip())
-    print(f"cpus {os.cpu_count()}, torch threads {args.threads}, trl {trl.__version__}, "
+    print(f"cpus {os.cpu_count()}, torch threads {args.threads}, trl {trl_version}, "
           f"load average (1/5/15 min) at start {load()}")
     with tempfile.TemporaryDirectory() as tmp:
         work = Path(args.workdir or tmp)
@@ -360,15 +375,18 @@ def main(argv: list[str] | None = None) -> None:
         assets = build_assets(work, args.sizes)
         rows = {}
         for size in args.sizes:
-            runs: dict[str, list[dict]] = {"coa": [], "trl": []}
+            runs: dict[str, list[dict]] = {side: [] for side in args.sides}
             for r in range(args.rounds):
-                for side in ("coa", "trl"):
+                for side in args.sides:
                     result = run_side(side, assets[size], assets["qa"], args, work / f"{size}_{side}_{r}.json")
                     runs[side].append(result)
                     print(f"  {size} {side} round {r}: median {median([s['s'] for s in result['steps']]):.3f} s/step, "
                           f"load {result['load_before']} → {result['load_after']}", flush=True)
-            rows[size] = (count_params(assets[size]), summarise(runs["coa"]), summarise(runs["trl"]))
+            rows[size] = (count_params(assets[size]), {side: summarise(runs[side]) for side in args.sides})
+    print_tables(rows, args)
 
+
+def print_tables(rows: dict[str, tuple[int, dict[str, dict]]], args: argparse.Namespace) -> None:
     print()
     print(f"{COMPLETIONS} completions per step (1 prompt x {COMPLETIONS}) x {NEW_TOKENS} new tokens, "
           f"{args.steps} measured steps x {args.rounds} runs per side (first {args.warmup} of each run dropped)")
@@ -377,22 +395,27 @@ def main(argv: list[str] | None = None) -> None:
           "| rollout hook share "
           "| prompt / completion tokens | load avg before → after, per run |")
     print("|" + "---|" * 11)
-    for size, (params, coa, ref) in rows.items():
-        for side, s in (("coa", coa), ("TRL", ref)):
-            rollout = f"{s['rollout_share']:.0%}" if side == "coa" else "–"
-            print(f"| {params / 1e6:.2f} M | {side} | {s['median_s']:.3f} | {s['min_s']:.3f}–{s['max_s']:.3f} | "
+    for size, (params, sides) in rows.items():
+        for side, s in sides.items():
+            rollout = "–" if side == "trl" else f"{s['rollout_share']:.0%}"
+            print(f"| {params / 1e6:.2f} M | {SIDES[side]} | {s['median_s']:.3f} | {s['min_s']:.3f}–{s['max_s']:.3f} | "
                   f"{', '.join(f'{x:.3f}' for x in s['per_run'])} | {s['cpu_s']:.3f} | {s['n']} | "
                   f"{s['generate_share']:.0%} | {rollout} | "
                   f"{s['prompt_tokens']} / {s['completion_tokens']:.0f} | {s['loads']} |")
+    if "trl" not in args.sides:
+        return
     print()
-    print("| model | TRL s/step | coa s/step | TRL / coa (wall) | TRL / coa (CPU) | target | met (wall; CPU) |")
-    print("|---|---|---|---|---|---|---|")
-    for size, (params, coa, ref) in rows.items():
-        ratio, cpu_ratio = ref["median_s"] / coa["median_s"], ref["cpu_s"] / coa["cpu_s"]
-        met = "; ".join("yes" if r >= TARGETS[size] else "no" for r in (ratio, cpu_ratio))
-        print(f"| {params / 1e6:.2f} M | {ref['median_s']:.3f} | {coa['median_s']:.3f} | {ratio:.2f}x | "
-              f"{cpu_ratio:.2f}x | "
-              f"≥ {TARGETS[size]}x | {met} |")
+    print("| model | coa side | TRL s/step | coa s/step | TRL / coa (wall) | TRL / coa (CPU) | target | met (wall; CPU) |")
+    print("|---|---|---|---|---|---|---|---|")
+    for size, (params, sides) in rows.items():
+        ref = sides["trl"]
+        for side, coa in sides.items():
+            if side == "trl":
+                continue
+            ratio, cpu_ratio = ref["median_s"] / coa["median_s"], ref["cpu_s"] / coa["cpu_s"]
+            met = "; ".join("yes" if r >= TARGETS[size] else "no" for r in (ratio, cpu_ratio))
+            print(f"| {params / 1e6:.2f} M | {SIDES[side]} | {ref['median_s']:.3f} | {coa['median_s']:.3f} | "
+                  f"{ratio:.2f}x | {cpu_ratio:.2f}x | ≥ {TARGETS[size]}x | {met} |")
 
 
 if __name__ == "__main__":

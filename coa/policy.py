@@ -236,12 +236,21 @@ class Policy(torch.nn.Module):
             prompts=prompts,
         )
 
-    @torch.no_grad()
     def reference_target_logprobs(
         self, input_ids: Tensor, attention_mask: Tensor, target_mask: Tensor, temperature: float = 1.0,
         prompts: PromptGroups | None = None,
     ) -> Tensor:
-        """`target_logprobs` under the reference policy (see `reference_logprobs`), without gradients."""
+        """`target_logprobs` under the reference policy (see `reference_logprobs`), without gradients.
+
+        Run in inference mode (less bookkeeping per operation than `no_grad`); the result is cloned out of it, so
+        the loss may use it."""
+        with torch.inference_mode():
+            return self._reference_target_logprobs(input_ids, attention_mask, target_mask, temperature, prompts).clone()
+
+    def _reference_target_logprobs(
+        self, input_ids: Tensor, attention_mask: Tensor, target_mask: Tensor, temperature: float,
+        prompts: PromptGroups | None,
+    ) -> Tensor:
         if self.lora is None:
             model = self.reference_model(input_ids.device)
             return target_logprobs(
@@ -286,7 +295,9 @@ class Policy(torch.nn.Module):
         if self._reference is None:
             reference = self._load_model(quantize=False).eval().requires_grad_(False)
             object.__setattr__(self, "_reference", reference)
-        return self._reference.to(device)
+        if next(self._reference.parameters()).device != device:  # `Module.to` walks every tensor even when it stays
+            self._reference.to(device)
+        return self._reference
 
     def save_pretrained(self, out_dir: str | Path) -> Path:
         """Writes a Hugging Face directory (full weights, LoRA merged in, + tokenizer) that loads as a Policy, in

@@ -14,7 +14,14 @@ from transformers import PreTrainedTokenizerBase, StoppingCriteria, StoppingCrit
 
 from coa.models.forward_args import cache_argument, position_ids_from_mask, returned_cache
 from coa.rollout.engines.base import Generation, GenerationEngine, SamplingSettings
-from coa.rollout.engines.decode import DecodeInput, DecodeSettings, decode, decodes_leanly
+from coa.rollout.engines.decode import (
+    CompiledNextTokenLogits,
+    DecodeInput,
+    DecodeSettings,
+    NextTokenLogits,
+    decode,
+    decodes_leanly,
+)
 from coa.rollout.engines.prefix_cache import CachedBatch, Continuation, PrefixCache, holes_after
 from coa.rollout.engines.stop import cut_ids_at_text, first_stop
 from coa.rollout.engines.streams import RowStreams, as_streams
@@ -32,11 +39,14 @@ class HFEngine(GenerationEngine):
         batch_size: prompts per `generate` call.
         progress: show a progress bar over micro-batches.
         session_cache_bytes: KV cache a session may keep (oldest micro-batches are dropped past it; 0 keeps none).
+        compile: decode with the decoder under `torch.compile` (`CompiledNextTokenLogits`): on a CPU a small model
+            decodes ~1.3-1.6x faster after ~20 s of compiling once per process; the same tokens. Off by default: the
+            compile costs more than it saves in a short run.
     """
 
     def __init__(
         self, model: torch.nn.Module, tokenizer: PreTrainedTokenizerBase, batch_size: int = 32, progress: bool = False,
-        session_cache_bytes: int = 1 << 30,
+        session_cache_bytes: int = 1 << 30, compile: bool = False,
     ) -> None:
         self.model = model
         self.tokenizer = tokenizer
@@ -45,6 +55,8 @@ class HFEngine(GenerationEngine):
         self.progress = progress
         self.session_cache_bytes = session_cache_bytes
         self._cache: PrefixCache | None = None
+        self.compile = compile
+        self._next_logits: NextTokenLogits | None = None
 
     def eos_token_ids(self) -> tuple[int, ...]:
         config = getattr(self.model, "generation_config", None)
@@ -60,7 +72,9 @@ class HFEngine(GenerationEngine):
         finally:
             self._cache = None
 
-    @torch.no_grad()
+    # inference mode, not no_grad: less bookkeeping per operation (decoding ~10% faster on a CPU); every tensor it
+    # makes stays inside the engine (out go lists of ids; kept caches serve only later calls in this mode)
+    @torch.inference_mode()
     def generate(
         self, prompts: list[list[int]], settings: SamplingSettings, generator: torch.Generator | RowStreams | None = None
     ) -> list[Generation]:
@@ -132,8 +146,14 @@ class HFEngine(GenerationEngine):
             self.model, DecodeInput(batch.ids, batch.attention, batch.position_ids(), batch.cache),
             DecodeSettings(settings.max_new_tokens, settings.temperature, settings.top_p, settings.stop_token_ids,
                            self.pad_token_id),
-            stop=watch[0] if watch else None, uniforms=uniforms,
+            stop=watch[0] if watch else None, uniforms=uniforms, next_logits=self._forward(),
         )
+
+    def _forward(self) -> NextTokenLogits:
+        """The model's next-token forward, built once (compiled, with `compile`)."""
+        if self._next_logits is None:
+            self._next_logits = (CompiledNextTokenLogits if self.compile else NextTokenLogits)(self.model)
+        return self._next_logits
 
     def _hf_generate(self, batch: _Batch, settings: SamplingSettings) -> tuple[Tensor, object]:
         """transformers' `generate`, for models whose generation config asks for more than `decode` applies."""

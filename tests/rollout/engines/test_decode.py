@@ -129,3 +129,20 @@ def test_suppressed_tokens_match_transformers_processor():
     theirs = SuppressTokensLogitsProcessor([1, 7, 49, 99])
     for _ in range(2):  # the second call reuses the mask
         assert torch.equal(ours(ids, scores.clone()), theirs(ids, scores.clone()))
+
+
+def test_compiled_decoding_gives_the_tokens_eager_decoding_gives(multi_token_model_dir):
+    """HFEngine(compile=True): left-padded rows that stop at different steps (the masked path) and a sampled group
+    sharing a prompt (GRPO's case), each equal to the eager engine's, finish reasons included."""
+    policy = _sharpened(multi_token_model_dir)
+    tok = policy.tokenizer
+    prompts = [tok.encode(t, add_special_tokens=False) for t in ("What is", "Who was born earlier, a or b?", "x")]
+    eager, compiled = HFEngine(policy.model, tok), HFEngine(policy.model, tok, compile=True)
+    free = eager.generate(prompts, SamplingSettings(max_new_tokens=8))
+    stop_id = free[0].token_ids[2]  # the first row stops at its third token; the others later or never
+    greedy = SamplingSettings(max_new_tokens=8, stop_token_ids=(stop_id,))
+    assert compiled.generate(prompts, greedy) == eager.generate(prompts, greedy)
+    group, sampled = [prompts[1]] * 4, SamplingSettings(max_new_tokens=8, temperature=1.0)
+    assert (compiled.generate(group, sampled, torch.Generator().manual_seed(3))
+            == eager.generate(group, sampled, torch.Generator().manual_seed(3)))
+    assert compiled._forward().forward is not compiled._forward().body  # it did run compiled
