@@ -205,7 +205,7 @@ class Policy(torch.nn.Module):
 
     def target_logprobs(
         self, input_ids: Tensor, attention_mask: Tensor, target_mask: Tensor, temperature: float = 1.0,
-        prompts: PromptGroups | None = None,
+        prompts: PromptGroups | None = None, position_ids: Tensor | None = None,
     ) -> Tensor:
         """[N] log p of the N target tokens only: the output layer runs on those positions alone.
 
@@ -221,9 +221,11 @@ class Policy(torch.nn.Module):
                 (GRPO scores rollouts under the sampling temperature, as TRL and verl do).
             prompts: the rows come in groups sharing their prompt: each group's prompt is run once
                 (`coa.shared_prefix`); where they do not share it, the whole rows are run.
+            position_ids: [B, T] of packed rows (`coa.data.packing`): positions restart with each example.
         """
         return target_logprobs(
-            self.model, input_ids, attention_mask, target_mask, temperature=temperature, prompts=prompts
+            self.model, input_ids, attention_mask, target_mask, temperature=temperature, prompts=prompts,
+            position_ids=position_ids,
         )[0]
 
     def target_logprobs_and_entropy(
@@ -383,19 +385,22 @@ class Policy(torch.nn.Module):
 
 def target_logprobs(
     model: torch.nn.Module, input_ids: Tensor, attention_mask: Tensor, target_mask: Tensor, entropy: bool = False,
-    temperature: float = 1.0, prompts: PromptGroups | None = None,
+    temperature: float = 1.0, prompts: PromptGroups | None = None, position_ids: Tensor | None = None,
 ) -> tuple[Tensor, Tensor | None]:
     """([N] log p of the target tokens, [N] entropy there or None), the output layer run on targets only;
-    logits divided by `temperature` (> 0) first. With `prompts`, each group's shared prompt is run once."""
+    logits divided by `temperature` (> 0) first. With `prompts`, each group's shared prompt is run once. With
+    `position_ids` (packed rows) no 2-D mask is passed: transformers then masks each packed example off from the
+    others, by where its positions restart."""
     body, head = body_and_head(model)
     output = "logits" if head is None else "last_hidden_state"
     split = None if prompts is None else split_shared_prefix(input_ids, attention_mask, target_mask, prompts)
     outputs = None if split is None else shared_prefix_outputs(body, split, output)
     mask = target_mask.bool()
     if outputs is None:
+        packed = position_ids is not None
         whole = body(
-            input_ids=input_ids, attention_mask=attention_mask, position_ids=position_ids_from_mask(attention_mask),
-            use_cache=False,
+            input_ids=input_ids, attention_mask=None if packed else attention_mask,
+            position_ids=position_ids if packed else position_ids_from_mask(attention_mask), use_cache=False,
         )
         outputs = getattr(whole, output)[:, :-1][mask]  # (N, H) after the final norm, or (N, V)
     logits = (outputs if head is None else head(outputs)).float()  # (N, V)

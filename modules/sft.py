@@ -7,6 +7,7 @@ import time
 from torch import Tensor
 
 from coa.data.batch import SFTBatch
+from coa.data.packing import check_packing_isolates
 from coa.distributed import global_mean_factor
 from coa.modules.stage import PolicyStage
 from coa.policy import Policy
@@ -37,10 +38,18 @@ class SFTModule(PolicyStage):
         self.policy = policy
         self._tick: float | None = None
 
+    def setup(self, stage: str) -> None:
+        super().setup(stage)
+        datamodule = getattr(self.trainer, "datamodule", None)
+        if datamodule is not None and datamodule.hparams.get("pack"):  # before any strategy wraps the model
+            check_packing_isolates(self.policy.model, len(self.policy.tokenizer))
+
     def loss(self, batch: SFTBatch) -> Tensor:
         """Mean next-token NLL over the batch's target tokens (the output layer runs on those alone)."""
         targets = batch.loss_mask[:, 1:] * batch.attention_mask[:, 1:]
-        return -self.policy.target_logprobs(batch.input_ids, batch.attention_mask, targets).mean()
+        return -self.policy.target_logprobs(
+            batch.input_ids, batch.attention_mask, targets, position_ids=batch.position_ids
+        ).mean()
 
     def training_step(self, batch: SFTBatch, batch_idx: int) -> Tensor:
         tokens = (batch.loss_mask[:, 1:] * batch.attention_mask[:, 1:]).sum()

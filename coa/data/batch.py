@@ -18,14 +18,18 @@ class SFTBatch:
         input_ids: [B, T] token ids, `pad_id` where padded.
         attention_mask: [B, T] 1 on real tokens.
         loss_mask: [B, T] 1 where the token is a target (aligned with input_ids; shifted by the loss).
+        position_ids: [B, T] for packed rows (`coa.data.packing`): each example's positions from 0; None: one
+            example per row, positions from the attention mask.
     """
 
     input_ids: Tensor
     attention_mask: Tensor
     loss_mask: Tensor
+    position_ids: Tensor | None = None
 
     def to(self, device: torch.device | str) -> "SFTBatch":
-        return SFTBatch(self.input_ids.to(device), self.attention_mask.to(device), self.loss_mask.to(device))
+        positions = None if self.position_ids is None else self.position_ids.to(device)
+        return SFTBatch(self.input_ids.to(device), self.attention_mask.to(device), self.loss_mask.to(device), positions)
 
 
 def collate_examples(examples: list[TokenizedExample], pad_id: int) -> SFTBatch:

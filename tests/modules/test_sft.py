@@ -98,3 +98,17 @@ def test_the_exported_model_says_its_prompt_and_eval_uses_it_unasked(small_world
           "--corpus", str(small_world / "corpus.jsonl"), "--limit", "2", "--max_new_tokens", "4", "--modes", "search",
           "--out", str(out)])
     assert json.loads((out / "metrics.json").read_text())["prompt"] == "short"
+
+
+def test_packed_batches_train_as_padded_ones_do(small_world, small_model_dir, tmp_path, sft_fit_args):
+    """data.pack=true: the same examples per step and each example's loss as alone, so the same run up to float
+    rounding, on fewer padded tokens."""
+    padded = run_lightning_cli(
+        sft_fit_args(small_world, small_model_dir, tmp_path / "padded", 6) + ["--data.init_args.pack=false"]
+    )
+    packed = run_lightning_cli(
+        sft_fit_args(small_world, small_model_dir, tmp_path / "packed", 6) + ["--data.init_args.pack=true"]
+    )
+    assert final_loss(packed) == pytest.approx(final_loss(padded), abs=1e-4)
+    w_padded, w_packed = weights(tmp_path / "padded" / "model"), weights(tmp_path / "packed" / "model")
+    assert all(torch.allclose(v, w_packed[k], atol=1e-4) for k, v in w_padded.items())
