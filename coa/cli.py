@@ -20,6 +20,7 @@ USAGE = """usage: coa <command> [options]
 commands:
   fit | validate | test | predict   Lightning on a YAML config: coa fit --config configs/sft2.yaml [--key=value ...]
   world build                       write an embedded world: coa world build --out DIR --seed N
+  world reading                     reading texts to pretrain a tiny model on: coa world reading --out FILE --seed N
   eval                              EM/F1/lenient per question kind or benchmark, with search, closed-book or naive RAG:
                                     coa eval --model DIR --qa FILE [FILE ...] --corpus FILE [--modes ...] [--per_source N]
   quickstart                        world -> tokenizer -> tiny model -> SFT2 -> SFT3 -> eval table

@@ -59,17 +59,19 @@ class PolicyStage(L.LightningModule):
             if self.trainer.is_global_zero:
                 export_policy(self.policy, Path(self.hparams.export_dir), self.agent_card())
 
-    def agent_card(self) -> AgentCard:
+    def agent_card(self) -> AgentCard | None:
         """How the exported model acts (`stage_card` with this run's datamodule)."""
         return stage_card(self.policy, getattr(self.trainer, "datamodule", None))
 
 
-def stage_card(policy: Policy, datamodule: Any | None) -> AgentCard:
+def stage_card(policy: Policy, datamodule: Any | None) -> AgentCard | None:
     """How a stage's exported model acts: the datamodule's prompt (else the starting model's), the starting model's
-    tags."""
+    tags; None where neither says (pretraining a model that was no agent on plain texts keeps it none)."""
     start = read_card(policy.model_name_or_path)
     template = getattr(datamodule, "template", None)
     prompt = template.instruction if template is not None else None
+    if prompt is None and start is None and datamodule is not None and not hasattr(datamodule, "template"):
+        return None
     if prompt is None:
         prompt = start.prompt if start else "autocoa"
     return card_for(prompt, start.tags()) if start else card_for(prompt)

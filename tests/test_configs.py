@@ -19,10 +19,11 @@ CONFIGS = Path(__file__).resolve().parents[1] / "configs"
 STAGES = sorted(p for p in CONFIGS.glob("*.yaml") if p.name != "quickstart.yaml" and not p.name.startswith("pipeline"))
 MODULES = {
     "sft1.yaml": TriggerModule, "sft2.yaml": SFTModule, "sft3.yaml": SFTModule, "rl1.yaml": GRPOModule, "rl2.yaml": GRPOModule,
+    "pretrain.yaml": SFTModule,
 }
 # stage 1 reads CoT+A pairs, the RL stages questions, the others trajectories
 DATA = {"sft1.yaml": ("pairs/train.json", "pairs/dev.json"), "rl1.yaml": ("qa/train.jsonl", "qa/dev.jsonl"),
-        "rl2.yaml": ("qa/train.jsonl", "qa/dev.jsonl")}
+        "rl2.yaml": ("qa/train.jsonl", "qa/dev.jsonl"), "pretrain.yaml": ("corpus.jsonl", "corpus.jsonl")}  # plain texts
 
 
 def data_paths(world: Path, config: str) -> tuple[Path, Path]:

@@ -1,12 +1,15 @@
-"""`coa world build --out DIR --seed N`: writes an embedded world (corpus, QA sets, SFT data, CoT+A pairs)."""
+"""`coa world build --out DIR --seed N`: writes an embedded world (corpus, QA sets, SFT data, CoT+A pairs);
+`coa world reading --out FILE --seed N`: the reading texts a tiny model pretrains on (`coa.world.reading`)."""
 
 from __future__ import annotations
 
 import argparse
 import json
+from pathlib import Path
 
 from coa.world.build import build_world
 from coa.world.config import RENAME_POOLS, WorldConfig
+from coa.world.reading import write_reading_corpus
 
 
 def parser() -> argparse.ArgumentParser:
@@ -30,12 +33,21 @@ def parser() -> argparse.ArgumentParser:
                    help="share of SFT training trajectories whose entities get fresh names (teaches copying what is read)")
     b.add_argument("--rename_pool", choices=RENAME_POOLS, default=defaults.rename_pool,
                    help="the new names: fresh syllables, or the world's own words recombined")
+    r = sub.add_parser("reading", help="write reading texts about another world (configs/pretrain.yaml trains on them)")
+    r.add_argument("--out", required=True, help="output JSONL file")
+    r.add_argument("--seed", type=int, default=defaults.seed, help="the evaluated world's seed (the texts' world differs)")
+    r.add_argument("--passes", type=int, default=8, help="rounds over the reading world's entities, other facts each")
+    r.add_argument("--comparison_share", type=float, default=0.3, help="share of texts that compare two entities")
     return p
 
 
 def main(argv: list[str]) -> None:
     args = vars(parser().parse_args(argv))
-    args.pop("action")
+    action = args.pop("action")
     out = args.pop("out")
+    if action == "reading":
+        count = write_reading_corpus(Path(out), args["seed"], args["passes"], args["comparison_share"])
+        print(json.dumps({"out": out, "texts": count}))
+        return
     counts = build_world(out, WorldConfig(**args))
     print(json.dumps({"out": out, **counts}))

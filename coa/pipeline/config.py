@@ -36,6 +36,28 @@ class StageSettings:
 
 
 @dataclass
+class PretrainSettings:
+    """Reading pretraining of the tiny base model the pipeline builds (none when `base_model` is given): a real base
+    model arrives able to read, a random one does not (`coa.world.reading`).
+
+    Args:
+        max_steps: optimizer steps of `configs/pretrain.yaml` on the reading texts; 0 leaves the tiny model random.
+        config: the YAML (None: the packaged configs/pretrain.yaml).
+        passes: rounds of reading texts over the reading world's entities (`coa world reading --passes`).
+        comparison_share: share of the texts that compare two entities.
+        overrides: nested keys of the YAML to change, as for a stage.
+        args: more `coa fit` arguments.
+    """
+
+    max_steps: int = 0
+    config: str | None = None
+    passes: int = 8
+    comparison_share: float = 0.3
+    overrides: dict = field(default_factory=dict)
+    args: list[str] = field(default_factory=list)
+
+
+@dataclass
 class DataPaths:
     """Files the stages and the evaluation read; None takes the world's (world_dir or the one built under out)."""
 
@@ -102,6 +124,7 @@ class PipelineConfig:
         keep_checkpoints: step checkpoints each stage keeps besides last.ckpt (None: its YAML's save_top_k).
         world: coa.world.config.WorldConfig fields.
         model: coa.models.tiny.TinyModelConfig fields.
+        pretrain: the tiny model's reading pretraining (`PretrainSettings`), before any stage.
     """
 
     out: str = "runs/pipeline"
@@ -118,6 +141,7 @@ class PipelineConfig:
     world: dict = field(default_factory=dict)
     vocab_size: int = 4096
     model: dict = field(default_factory=dict)
+    pretrain: PretrainSettings = field(default_factory=PretrainSettings)
     data: DataPaths = field(default_factory=DataPaths)
     stages: dict[str, StageSettings] = field(default_factory=_default_stages)
     eval: EvalSettings = field(default_factory=EvalSettings)
@@ -161,6 +185,8 @@ def check(config: PipelineConfig, source: Path | str = "pipeline config") -> Non
             parse_row(row)
         except ValueError as e:
             raise ValueError(f"{source}: {e}") from None
+    if config.pretrain.max_steps < 0:
+        raise ValueError(f"{source}: pretrain.max_steps={config.pretrain.max_steps} must be >= 0 (0: no pretraining)")
     for name, stage in config.stages.items():
         if stage.max_steps is not None and stage.max_steps < 1:
             raise ValueError(f"{source}: stages.{name}.max_steps={stage.max_steps} must be >= 1")

@@ -17,6 +17,7 @@ from coa.pipeline.config import PipelineConfig, stage_settings, to_yaml
 from coa.pipeline.launch import LAUNCH, StageFailed, fit_subprocess
 from coa.pipeline.markers import changed_keys, read_marker, write_marker
 from coa.pipeline.prepare import eval_questions, eval_topk, prepare_base_model, prepare_world, stage_data
+from coa.pipeline.pretrain import pretrain_base_model
 from coa.pipeline.progress import Progress, format_duration
 from coa.pipeline.report import collect_rows, log_wandb_table, write_table
 from coa.pipeline.row_eval import eval_fingerprint, evaluate_row, evaluate_row_in_child, is_evaluated
@@ -75,8 +76,13 @@ def run_pipeline(config: PipelineConfig) -> PipelineResult:
     progress = Progress({name: stage_settings(config, name).seconds_per_step for name in config.stages})
     world, world_fingerprint = prepare_world(config, out)
     base_model, base_fingerprint = prepare_base_model(config, out, world, world_fingerprint)
+    group = wandb_group(config, out)
+    if config.base_model is None and config.pretrain.max_steps > 0:  # a tiny random model learns to read first
+        base_model, base_fingerprint = pretrain_base_model(
+            config, Path(base_model), out / "model" / "pretrain", base_fingerprint, group
+        )
     ctx = Context(config, out, base_model, stage_data(config, world),
-                  {"base_model": base_fingerprint, "world": world_fingerprint}, wandb_group(config, out), progress)
+                  {"base_model": base_fingerprint, "world": world_fingerprint}, group, progress)
     result = PipelineResult()
     if config.workers > 1:
         run_tasks(pipeline_tasks(ctx, world, result), config.workers)

@@ -41,7 +41,7 @@ def parse_row(row: str) -> tuple[str, ...]:
     unknown = [s for s in path if s not in STAGES]
     if unknown or not row.strip():
         raise ValueError(f"rows: {row!r} has unknown stages {unknown}; a row joins stages from {list(STAGES)} with '-', "
-                         f"or is '{BASE_ROW}' (the untrained model)")
+                         f"or is '{BASE_ROW}' (the base model before any agent training)")
     if len(set(path)) != len(path):
         raise ValueError(f"rows: {row!r} repeats a stage; each stage appears once in a row")
     return path

@@ -92,7 +92,7 @@ def markdown(rows: list[TableRow], headers: dict[str, str]) -> str:
         )
     return "\n".join(lines) + "\n\ncells: EM / F1 / lenient (AutoCoA's rule, where scored), with the search tool; " \
         "closed-book and naive-RAG (retrieve once with the question, then answer) EM on the questions that need search; " \
-        "variant 'base': the untrained model, prompted as an agent\n"
+        "variant 'base': the base model before any agent training (a tiny one after its reading pretraining), prompted as an agent\n"
 
 
 def columns(groups: list[str]) -> list[str]:

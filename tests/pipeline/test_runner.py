@@ -40,7 +40,7 @@ def test_each_stage_runs_once_from_its_parents_export_and_table_1_is_written(fin
     out, result = finished
     assert result.trained == STAGE_RUNS and result.skipped == [] and result.evaluated == FINAL
     assert f"{POLICY}={out / 'sft1-sft2' / 'model'}" in stage_args(out, "sft1-sft2-rl2")
-    assert f"{POLICY}={out / 'model' / 'init'}" in stage_args(out, "sft1")
+    assert f"{POLICY}={out / 'model' / 'pretrain' / 'model'}" in stage_args(out, "sft1")  # the base after pretraining
     assert f"--data.init_args.train_path={out / 'world' / 'pairs' / 'train.json'}" in stage_args(out, "sft1")
     assert f"--data.init_args.train_path={out / 'world' / 'qa' / 'rl.jsonl'}" in stage_args(out, "sft1-sft2-rl2")
     for name in TABLE_FILES:
@@ -57,7 +57,9 @@ def test_each_stage_runs_once_from_its_parents_export_and_table_1_is_written(fin
         assert column in header
     assert all(r["naive_rag/em"] != "" for r in rows)
     base_eval = json.loads((out / "eval" / "base" / "done.json").read_text())["fingerprint"]
-    assert base_eval["stage"] == json.loads((out / "model" / "init" / "done.json").read_text())["fingerprint"]
+    pretrained = json.loads((out / "model" / "pretrain" / "done.json").read_text())["fingerprint"]
+    assert base_eval["stage"] == pretrained  # the base row is the model every first stage starts from
+    assert pretrained["init"] == json.loads((out / "model" / "init" / "done.json").read_text())["fingerprint"]
 
 
 def test_a_rerun_trains_and_evaluates_nothing_and_takes_seconds(finished, capsys):

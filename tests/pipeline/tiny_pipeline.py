@@ -32,6 +32,7 @@ def tiny_settings(out: Path, rows: list[str] | None = None) -> dict:
                   "train": 200, "dev": 20, "test": 12, "rl": 20, "rl_fraction": 0.2, "topk": 1},
         "vocab_size": 400,
         "model": {"hidden_size": 32, "num_layers": 2, "num_heads": 2, "intermediate_size": 64, "max_position_embeddings": 1024},
+        "pretrain": {"max_steps": 2, "passes": 1, "overrides": {"trainer": QUIET, "data": {"init_args": {"batch_size": 4}}}},
         "stages": {"sft1": SFT, "sft2": SFT, "sft3": SFT, "rl1": RL, "rl2": RL},
         "eval": {"max_actions": 2, "max_new_tokens": 24, "batch_size": 16, "modes": ["search", "closed_book", "naive_rag"]},
         "wandb": {"enabled": False},

@@ -1,0 +1,75 @@
+"""The tiny base model's reading pretraining, before any stage: `configs/pretrain.yaml` on reading texts about
+another world (`coa.world.reading`), once; a finished run is reused, a killed one resumes from its last checkpoint."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import yaml
+
+from coa.data.atomic import atomic_open
+from coa.pipeline.config import PipelineConfig, packaged_config
+from coa.pipeline.launch import LAUNCH
+from coa.pipeline.markers import is_done, write_marker
+from coa.pipeline.overrides import merge_overrides
+from coa.pipeline.prepare import check_unchanged
+from coa.pipeline.stage_args import POLICY_PATH, STAGE_CONFIG
+
+READING_FILE = "reading.jsonl"
+
+
+def pretrain_fingerprint(config: PipelineConfig, init_fingerprint: dict) -> dict:
+    p = config.pretrain
+    return {"config": p.config or "configs/pretrain.yaml", "max_steps": p.max_steps, "passes": p.passes,
+            "comparison_share": p.comparison_share, "overrides": p.overrides, "args": list(p.args), "seed": config.seed,
+            "init": init_fingerprint}
+
+
+def pretrain_base_model(config: PipelineConfig, init_model: Path, folder: Path, init_fingerprint: dict,
+                        group: str) -> tuple[str, dict]:
+    """Pretrains `init_model` to read into `folder`/model (reused when done alike); returns it and its fingerprint."""
+    from coa.world.reading import write_reading_corpus
+
+    fingerprint = pretrain_fingerprint(config, init_fingerprint)
+    check_unchanged(folder, fingerprint, "reading-pretrained base model", folder.parent.parent)
+    model = folder / "model"
+    if is_done(folder, fingerprint) and model.is_dir():
+        print(f"[pipeline] reading pretraining: done before, reused ({model})", flush=True)
+        return str(model), fingerprint
+    texts = folder / READING_FILE
+    if not texts.is_file():
+        write_reading_corpus(texts, config.seed, config.pretrain.passes, config.pretrain.comparison_share)
+    args = pretrain_args(config, init_model, folder, texts, group)
+    resuming = (folder / "checkpoints" / "last.ckpt").is_file()
+    print(f"[pipeline] reading pretraining: {config.pretrain.max_steps} steps on {texts} -> {model}"
+          + (" (resuming from its last checkpoint)" if resuming else ""), flush=True)
+    LAUNCH[config.launcher](args + (["--ckpt_path", "last"] if resuming else []))
+    write_marker(folder, fingerprint)
+    return str(model), fingerprint
+
+
+def pretrain_args(config: PipelineConfig, init_model: Path, folder: Path, texts: Path, group: str) -> list[str]:
+    """`coa fit` arguments (after "fit") for the pretraining run in `folder`."""
+    p = config.pretrain
+    source = Path(p.config or packaged_config("pretrain.yaml"))
+    merged = merge_overrides(yaml.safe_load(source.read_text(encoding="utf-8")), p.overrides)
+    stage_config = folder / STAGE_CONFIG
+    with atomic_open(stage_config) as f:
+        f.write(f"# {source} with the pipeline's pretrain.overrides\n")
+        yaml.safe_dump(merged, f, sort_keys=False)
+    args = [
+        "--config", str(stage_config), f"--seed_everything={config.seed}", f"--trainer.default_root_dir={folder}",
+        f"--trainer.max_steps={p.max_steps}",
+        f"--trainer.callbacks.init_args.every_n_train_steps={max(1, p.max_steps // 4)}",
+        f"--{POLICY_PATH}={init_model}", f"--data.init_args.train_path={texts}",
+    ]
+    if config.wandb.enabled:
+        logger = "--trainer.logger.init_args"
+        args += [f"{logger}.project={config.wandb.project}", f"{logger}.name=pretrain", f"{logger}.group={group}"]
+    else:
+        args.append("--trainer.logger=false")
+    if config.keep_checkpoints is not None:
+        args.append(f"--trainer.callbacks.init_args.save_top_k={config.keep_checkpoints}")
+    if config.torch_threads:
+        args.append(f"--torch_threads={config.torch_threads}")
+    return args + list(p.args)
