@@ -3,6 +3,7 @@ another world (`coa.world.reading`), once; a finished run is reused, a killed on
 
 from __future__ import annotations
 
+import json
 from pathlib import Path
 
 import yaml
@@ -10,12 +11,13 @@ import yaml
 from coa.data.atomic import atomic_open
 from coa.pipeline.config import PipelineConfig, packaged_config
 from coa.pipeline.launch import LAUNCH
-from coa.pipeline.markers import is_done, write_marker
+from coa.pipeline.markers import changed_keys, is_done, write_marker
 from coa.pipeline.overrides import merge_overrides
 from coa.pipeline.prepare import check_unchanged
 from coa.pipeline.stage_args import POLICY_PATH, STAGE_CONFIG
 
 READING_FILE = "reading.jsonl"
+STARTED_FILE = "started.json"  # the fingerprint a run started with, so that a killed one resumes only alike
 
 
 def pretrain_fingerprint(config: PipelineConfig, init_fingerprint: dict) -> dict:
@@ -36,6 +38,7 @@ def pretrain_base_model(config: PipelineConfig, init_model: Path, folder: Path, 
     if is_done(folder, fingerprint) and model.is_dir():
         print(f"[pipeline] reading pretraining: done before, reused ({model})", flush=True)
         return str(model), fingerprint
+    check_started_alike(folder, fingerprint)
     texts = folder / READING_FILE
     if not texts.is_file():
         write_reading_corpus(texts, config.seed, config.pretrain.passes, config.pretrain.comparison_share)
@@ -43,9 +46,22 @@ def pretrain_base_model(config: PipelineConfig, init_model: Path, folder: Path, 
     resuming = (folder / "checkpoints" / "last.ckpt").is_file()
     print(f"[pipeline] reading pretraining: {config.pretrain.max_steps} steps on {texts} -> {model}"
           + (" (resuming from its last checkpoint)" if resuming else ""), flush=True)
+    with atomic_open(folder / STARTED_FILE) as f:
+        json.dump({"fingerprint": fingerprint}, f, indent=2)
     LAUNCH[config.launcher](args + (["--ckpt_path", "last"] if resuming else []))
     write_marker(folder, fingerprint)
     return str(model), fingerprint
+
+
+def check_started_alike(folder: Path, fingerprint: dict) -> None:
+    """A killed pretraining resumes only with the settings it started with; other settings raise naming them."""
+    path = folder / STARTED_FILE
+    if not path.is_file():
+        return
+    changed = changed_keys(json.loads(path.read_text(encoding="utf-8"))["fingerprint"], json.loads(json.dumps(fingerprint)))
+    if changed:
+        raise ValueError(f"pipeline: {folder} (reading pretraining) was started with other settings (changed: "
+                         f"{', '.join(changed)}); choose another `out`, or delete {folder} to start it afresh")
 
 
 def pretrain_args(config: PipelineConfig, init_model: Path, folder: Path, texts: Path, group: str) -> list[str]:

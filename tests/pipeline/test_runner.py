@@ -161,3 +161,16 @@ def test_two_workers_run_branches_at_once_and_give_the_same_table(finished, tmp_
     same_results(out, baseline)
     again = run_pipeline(to_config({**tiny_settings(out), "workers": 2}))
     assert again.trained == [] and again.evaluated == []
+
+
+def test_a_killed_pretraining_is_not_resumed_with_other_settings(finished, tmp_path):
+    out = tmp_path / "run"
+    shutil.copytree(finished[0] / "world", out / "world")
+    shutil.copytree(finished[0] / "model" / "init", out / "model" / "init")
+    started = finished[0] / "model" / "pretrain" / "started.json"
+    (out / "model" / "pretrain").mkdir(parents=True)
+    shutil.copy(started, out / "model" / "pretrain" / "started.json")  # as if killed before its done.json
+    settings = tiny_settings(out)
+    settings["pretrain"] = {**settings["pretrain"], "max_steps": 3}
+    with pytest.raises(ValueError, match=r"reading pretraining\) was started with other settings \(changed: max_steps\)"):
+        run_pipeline(to_config(settings))
