@@ -6,15 +6,12 @@ from __future__ import annotations
 import json
 from pathlib import Path
 
-import yaml
-
 from coa.data.atomic import atomic_open
 from coa.pipeline.config import PipelineConfig, packaged_config
 from coa.pipeline.launch import LAUNCH
 from coa.pipeline.markers import changed_keys, is_done, write_marker
-from coa.pipeline.overrides import merge_overrides
 from coa.pipeline.prepare import check_unchanged
-from coa.pipeline.stage_args import POLICY_PATH, STAGE_CONFIG
+from coa.pipeline.stage_args import FitRun, fit_args, write_merged_config
 
 READING_FILE = "reading.jsonl"
 STARTED_FILE = "started.json"  # the fingerprint a run started with, so that a killed one resumes only alike
@@ -68,24 +65,8 @@ def pretrain_args(config: PipelineConfig, init_model: Path, folder: Path, texts:
     """`coa fit` arguments (after "fit") for the pretraining run in `folder`."""
     p = config.pretrain
     source = Path(p.config or packaged_config("pretrain.yaml"))
-    merged = merge_overrides(yaml.safe_load(source.read_text(encoding="utf-8")), p.overrides)
-    stage_config = folder / STAGE_CONFIG
-    with atomic_open(stage_config) as f:
-        f.write(f"# {source} with the pipeline's pretrain.overrides\n")
-        yaml.safe_dump(merged, f, sort_keys=False)
-    args = [
-        "--config", str(stage_config), f"--seed_everything={config.seed}", f"--trainer.default_root_dir={folder}",
-        f"--trainer.max_steps={p.max_steps}",
-        f"--trainer.callbacks.init_args.every_n_train_steps={max(1, p.max_steps // 4)}",
-        f"--{POLICY_PATH}={init_model}", f"--data.init_args.train_path={texts}",
-    ]
-    if config.wandb.enabled:
-        logger = "--trainer.logger.init_args"
-        args += [f"{logger}.project={config.wandb.project}", f"{logger}.name=pretrain", f"{logger}.group={group}"]
-    else:
-        args.append("--trainer.logger=false")
-    if config.keep_checkpoints is not None:
-        args.append(f"--trainer.callbacks.init_args.save_top_k={config.keep_checkpoints}")
-    if config.torch_threads:
-        args.append(f"--torch_threads={config.torch_threads}")
-    return args + list(p.args)
+    run = FitRun(
+        write_merged_config(source, p.overrides, folder, "pretrain.overrides"), folder, p.max_steps,
+        max(1, p.max_steps // 4), str(init_model), [f"--data.init_args.train_path={texts}"], "pretrain", list(p.args),
+    )
+    return fit_args(config, run, group)

@@ -72,44 +72,71 @@ def data_args(stage: str, data: StageData) -> list[str]:
     return args + ([f"--corpus={data.corpus}"] if stage.startswith("rl") and data.corpus else [])
 
 
-def logger_args(config: PipelineConfig, node: StageNode, group: str) -> list[str]:
-    """One W&B run per stage, named by its path, all in the pipeline's group."""
+def logger_args(config: PipelineConfig, run_name: str, group: str) -> list[str]:
+    """One W&B run per stage, named by its path (or "pretrain"), all in the pipeline's group."""
     if not config.wandb.enabled:
         return ["--trainer.logger=false"]
     logger = "--trainer.logger.init_args"
-    return [f"{logger}.project={config.wandb.project}", f"{logger}.name={node.key}", f"{logger}.group={group}"]
+    return [f"{logger}.project={config.wandb.project}", f"{logger}.name={run_name}", f"{logger}.group={group}"]
 
 
-def write_stage_config(config: PipelineConfig, node: StageNode, out: Path) -> Path:
-    """The stage's YAML with the pipeline's `overrides` merged in, written to out/<path>/stage_config.yaml."""
-    source = stage_yaml(config, node.stage)
-    base = yaml.safe_load(source.read_text(encoding="utf-8"))
-    merged = merge_overrides(base, stage_settings(config, node.stage).overrides)
-    path = stage_dir(out, node) / STAGE_CONFIG
+def write_merged_config(source: Path, overrides: dict, folder: Path, where: str) -> Path:
+    """`source` with `overrides` (the pipeline's `where`) merged in, written to folder/stage_config.yaml."""
+    merged = merge_overrides(yaml.safe_load(source.read_text(encoding="utf-8")), overrides)
+    path = folder / STAGE_CONFIG
     with atomic_open(path) as f:
-        f.write(f"# {source} with the pipeline's stages.{node.stage}.overrides\n")
+        f.write(f"# {source} with the pipeline's {where}\n")
         yaml.safe_dump(merged, f, sort_keys=False)
     return path
 
 
-def stage_args(config: PipelineConfig, node: StageNode, out: Path, base_model: str, data: StageData, group: str) -> list[str]:
-    """`coa fit` arguments (after "fit") that train `node` from its parent's export into out/<path>/."""
-    settings = stage_settings(config, node.stage)
+def write_stage_config(config: PipelineConfig, node: StageNode, out: Path) -> Path:
+    """The stage's YAML with the pipeline's `overrides` merged in, written to out/<path>/stage_config.yaml."""
+    overrides = stage_settings(config, node.stage).overrides
+    return write_merged_config(stage_yaml(config, node.stage), overrides, stage_dir(out, node), f"stages.{node.stage}.overrides")
+
+
+@dataclass(frozen=True)
+class FitRun:
+    """What sets one `coa fit` run of the pipeline apart: its YAML, folder, steps, starting model, data and W&B name."""
+
+    config_file: Path
+    folder: Path
+    max_steps: int
+    checkpoint_every: int
+    model: str
+    data: list[str]
+    run_name: str
+    extra: list[str]
+
+
+def fit_args(config: PipelineConfig, run: FitRun, group: str) -> list[str]:
+    """`coa fit` arguments (after "fit") for `run`, with the pipeline's seed, threads, checkpoints and W&B group."""
     args = [
-        "--config", str(write_stage_config(config, node, out)),
+        "--config", str(run.config_file),
         f"--seed_everything={config.seed}",
-        f"--trainer.default_root_dir={stage_dir(out, node)}",
-        f"--trainer.max_steps={max_steps(config, node.stage)}",
-        f"--trainer.callbacks.init_args.every_n_train_steps={checkpoint_every(config, node.stage)}",
-        f"--{POLICY_PATH}={init_model(out, node, base_model)}",
-        *data_args(node.stage, data),
-        *logger_args(config, node, group),
+        f"--trainer.default_root_dir={run.folder}",
+        f"--trainer.max_steps={run.max_steps}",
+        f"--trainer.callbacks.init_args.every_n_train_steps={run.checkpoint_every}",
+        f"--{POLICY_PATH}={run.model}",
+        *run.data,
+        *logger_args(config, run.run_name, group),
     ]
     if config.keep_checkpoints is not None:
         args.append(f"--trainer.callbacks.init_args.save_top_k={config.keep_checkpoints}")
     if config.torch_threads:
         args.append(f"--torch_threads={config.torch_threads}")
-    return args + list(settings.args)
+    return args + list(run.extra)
+
+
+def stage_args(config: PipelineConfig, node: StageNode, out: Path, base_model: str, data: StageData, group: str) -> list[str]:
+    """`coa fit` arguments (after "fit") that train `node` from its parent's export into out/<path>/."""
+    run = FitRun(
+        write_stage_config(config, node, out), stage_dir(out, node), max_steps(config, node.stage),
+        checkpoint_every(config, node.stage), init_model(out, node, base_model), data_args(node.stage, data), node.key,
+        list(stage_settings(config, node.stage).args),
+    )
+    return fit_args(config, run, group)
 
 
 def fingerprint(config: PipelineConfig, node: StageNode, root: dict, data: StageData) -> dict:
