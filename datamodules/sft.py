@@ -2,8 +2,7 @@
 
 from __future__ import annotations
 
-from coa.data.batch import collate_examples
-from coa.data.packing import pack_examples
+from coa.data.packing import batch_examples
 from coa.data.messages import Trajectory, read_messages
 from coa.datamodules.tokenized import TokenizedDataModule
 from coa.masking import TokenizedExample, tokenize_chat
@@ -71,6 +70,4 @@ class SFTDataModule(TokenizedDataModule):
         )
 
     def _collate(self, examples: list[TokenizedExample]):
-        if self.hparams.pack:
-            return pack_examples(examples, self.tokenizer.pad_token_id)
-        return collate_examples(examples, self.tokenizer.pad_token_id)
+        return batch_examples(examples, self.tokenizer.pad_token_id, self.hparams.pack)

@@ -2,9 +2,8 @@
 
 from __future__ import annotations
 
-from coa.data.batch import collate_examples
 from coa.data.jsonl import iter_jsonl
-from coa.data.packing import pack_examples
+from coa.data.packing import batch_examples
 from coa.datamodules.tokenized import TokenizedDataModule
 from coa.masking import TokenizedExample
 
@@ -65,6 +64,4 @@ class TextDataModule(TokenizedDataModule):
         return len(example.input_ids)
 
     def _collate(self, examples: list[TokenizedExample]):
-        if self.hparams.pack:
-            return pack_examples(examples, self.tokenizer.pad_token_id, self.hparams.row_width)
-        return collate_examples(examples, self.tokenizer.pad_token_id)
+        return batch_examples(examples, self.tokenizer.pad_token_id, self.hparams.pack, self.hparams.row_width)

@@ -12,7 +12,7 @@ from __future__ import annotations
 
 import torch
 
-from coa.data.batch import SFTBatch
+from coa.data.batch import SFTBatch, collate_examples
 from coa.masking import TokenizedExample
 
 
@@ -57,6 +57,11 @@ def pack_examples(examples: list[TokenizedExample], pad_id: int, min_width: int 
             start += n
         positions[r, start:] = torch.arange(width - start)
     return SFTBatch(ids, attention, loss, positions)
+
+
+def batch_examples(examples: list[TokenizedExample], pad_id: int, pack: bool, min_width: int = 0) -> SFTBatch:
+    """A batch of `examples`: packed (`pack_examples`) or one per right-padded row (`collate_examples`)."""
+    return pack_examples(examples, pad_id, min_width) if pack else collate_examples(examples, pad_id)
 
 
 def check_packing_isolates(model: torch.nn.Module, vocab_size: int, tolerance: float = 1e-3) -> None:
