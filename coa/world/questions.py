@@ -82,6 +82,8 @@ def comparison_question(world: World, subject_id: str, other_id: str, rng: rando
     earlier = min(pair, key=lambda e: int(e.attrs[relation]))
     # Each year beside its name, then the earlier year, then the name that followed it: the answer is copied
     # from right after a match (one induction step), never looked up backwards from the year to the name before it.
+    # Writing the pair again ("...: the earlier is 1803 for B.") to make the copy a plain repeat did worse: the quick
+    # preset's SFT1&2 comparisons EM 0.465 -> 0.255 (seed 0), 0.110 -> 0.095 (seed 1), on 200 comparisons each.
     listed = ", ".join(f"{e.attrs[relation]} for {e.name}" for e in pair)
     reasoning = f"{listed}: {earlier.attrs[relation]} is earlier, so {earlier.name}."
     text = f"{phrase}, {pair[0].name} or {pair[1].name}?"
