@@ -59,9 +59,7 @@ class PromptDataModule(TokenizedDataModule):
         prompt: str | None = None,
         seed: int = 0,
     ) -> None:
-        super().__init__()
-        if batch_size < 1:
-            raise ValueError(f"data.batch_size={batch_size} must be >= 1")
+        super().__init__(batch_size)
         self.save_hyperparameters()
         self.template = PromptTemplate(resolve_prompt(prompt, tokenizer_path, "data.prompt"))
 

@@ -50,9 +50,7 @@ class SFTDataModule(TokenizedDataModule):
         group_by_length: bool = False,
         pack: bool = False,
     ) -> None:
-        super().__init__()
-        if batch_size < 1:
-            raise ValueError(f"data.batch_size={batch_size} must be >= 1")
+        super().__init__(batch_size)
         self.save_hyperparameters()
         self.template = PromptTemplate(resolve_prompt(prompt, tokenizer_path, "data.prompt"))
 

@@ -56,9 +56,7 @@ class PairDataModule(TokenizedDataModule):
         prompt: str | None = None,
         seed: int = 0,
     ) -> None:
-        super().__init__()
-        if batch_size < 1:
-            raise ValueError(f"data.batch_size={batch_size} must be >= 1")
+        super().__init__(batch_size)
         self.save_hyperparameters()
         self.template = PromptTemplate(prompt) if prompt is not None else None
 

@@ -42,9 +42,7 @@ class TextDataModule(TokenizedDataModule):
         pack: bool = True,
         row_width: int = 256,
     ) -> None:
-        super().__init__()
-        if batch_size < 1:
-            raise ValueError(f"data.batch_size={batch_size} must be >= 1")
+        super().__init__(batch_size)
         self.save_hyperparameters()
 
     def read(self, path: str):

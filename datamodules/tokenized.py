@@ -20,8 +20,10 @@ class TokenizedDataModule(L.LightningDataModule):
     `trust_remote_code`, `chat_template`, `add_action_tokens`, `batch_size`, `max_length`, `seed` as
     hyperparameters and say how to read, tokenise and collate."""
 
-    def __init__(self) -> None:
+    def __init__(self, batch_size: int) -> None:
         super().__init__()
+        if batch_size < 1:
+            raise ValueError(f"data.batch_size={batch_size} must be >= 1")
         self.train_set: list[Any] = []
         self.val_set: list[Any] = []
 

@@ -1,4 +1,5 @@
-"""Every datamodule loads its tokenizer with the policy's settings: `trust_remote_code` reaches custom tokenizer code."""
+"""Every datamodule loads its tokenizer with the policy's settings: `trust_remote_code` reaches custom tokenizer code;
+and every one refuses a batch size below one (TokenizedDataModule's check)."""
 
 import json
 
@@ -7,6 +8,7 @@ import pytest
 from coa.datamodules.prompts import PromptDataModule
 from coa.datamodules.sft import SFTDataModule
 from coa.datamodules.sft1 import PairDataModule
+from coa.datamodules.text import TextDataModule
 from coa.models.tokenizer import train_tokenizer
 
 CUSTOM_CODE = "from transformers import PreTrainedTokenizerFast\n\n\nclass CustomTokenizerFast(PreTrainedTokenizerFast):\n    pass\n"
@@ -29,3 +31,11 @@ def remote_code_dir(tmp_path_factory):
 def test_trust_remote_code_reaches_the_tokenizer(remote_code_dir, datamodule, trust):
     data = datamodule("unused.jsonl", tokenizer_path=str(remote_code_dir), prompt="short", trust_remote_code=trust)
     assert (type(data.tokenizer).__name__ == "CustomTokenizerFast") is trust
+
+
+@pytest.mark.parametrize("datamodule", [SFTDataModule, PairDataModule, PromptDataModule, TextDataModule])
+def test_a_batch_size_below_one_is_refused_naming_the_field(datamodule):
+    prompt = {} if datamodule is TextDataModule else {"prompt": "short"}  # no tokenizer needed to build one
+    with pytest.raises(ValueError, match=r"data\.batch_size=0 must be >= 1"):
+        datamodule("train.jsonl", batch_size=0, **prompt)
+    assert datamodule("train.jsonl", batch_size=3, **prompt).hparams.batch_size == 3
