@@ -1,4 +1,5 @@
-"""Completion markers: `done.json` in a finished step's folder, holding what decided its result."""
+"""Step markers: `done.json` in a finished step's folder, holding what decided its result, and the file a step writes
+before it runs (what it started with), so that a killed one resumes only alike."""
 
 from __future__ import annotations
 
@@ -19,6 +20,18 @@ def read_marker(folder: Path) -> dict | None:
 def write_marker(folder: Path, fingerprint: dict, **info) -> None:
     """Written last, after the step's outputs, so a marker means they are complete."""
     with atomic_open(folder / MARKER) as f:
+        json.dump({"fingerprint": fingerprint, **info}, f, indent=2)
+
+
+def read_started(folder: Path, name: str) -> dict | None:
+    """The fingerprint a step started with (file `name`, written before it runs), or None if it never started."""
+    path = folder / name
+    return json.loads(path.read_text(encoding="utf-8"))["fingerprint"] if path.is_file() else None
+
+
+def write_started(folder: Path, name: str, fingerprint: dict, **info) -> None:
+    """Written before a step runs, so that a killed one is resumed only with the settings it started with."""
+    with atomic_open(folder / name) as f:
         json.dump({"fingerprint": fingerprint, **info}, f, indent=2)
 
 

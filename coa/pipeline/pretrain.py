@@ -6,10 +6,9 @@ from __future__ import annotations
 import json
 from pathlib import Path
 
-from coa.data.atomic import atomic_open
 from coa.pipeline.config import PipelineConfig, packaged_config
 from coa.pipeline.launch import LAUNCH
-from coa.pipeline.markers import changed_keys, is_done, write_marker
+from coa.pipeline.markers import changed_keys, is_done, read_started, write_marker, write_started
 from coa.pipeline.prepare import check_unchanged
 from coa.pipeline.stage_args import FitRun, fit_args, write_merged_config
 
@@ -43,8 +42,7 @@ def pretrain_base_model(config: PipelineConfig, init_model: Path, folder: Path, 
     resuming = (folder / "checkpoints" / "last.ckpt").is_file()
     print(f"[pipeline] reading pretraining: {config.pretrain.max_steps} steps on {texts} -> {model}"
           + (" (resuming from its last checkpoint)" if resuming else ""), flush=True)
-    with atomic_open(folder / STARTED_FILE) as f:
-        json.dump({"fingerprint": fingerprint}, f, indent=2)
+    write_started(folder, STARTED_FILE, fingerprint)
     LAUNCH[config.launcher](args + (["--ckpt_path", "last"] if resuming else []))
     write_marker(folder, fingerprint)
     return str(model), fingerprint
@@ -52,10 +50,10 @@ def pretrain_base_model(config: PipelineConfig, init_model: Path, folder: Path, 
 
 def check_started_alike(folder: Path, fingerprint: dict) -> None:
     """A killed pretraining resumes only with the settings it started with; other settings raise naming them."""
-    path = folder / STARTED_FILE
-    if not path.is_file():
+    started = read_started(folder, STARTED_FILE)
+    if started is None:
         return
-    changed = changed_keys(json.loads(path.read_text(encoding="utf-8"))["fingerprint"], json.loads(json.dumps(fingerprint)))
+    changed = changed_keys(started, json.loads(json.dumps(fingerprint)))
     if changed:
         raise ValueError(f"pipeline: {folder} (reading pretraining) was started with other settings (changed: "
                          f"{', '.join(changed)}); choose another `out`, or delete {folder} to start it afresh")

@@ -15,7 +15,7 @@ from pathlib import Path
 from coa.data.atomic import atomic_open
 from coa.pipeline.config import PipelineConfig, stage_settings, to_yaml
 from coa.pipeline.launch import LAUNCH, StageFailed, fit_subprocess
-from coa.pipeline.markers import changed_keys, read_marker, write_marker
+from coa.pipeline.markers import changed_keys, read_marker, read_started, write_marker, write_started
 from coa.pipeline.prepare import eval_questions, eval_topk, prepare_base_model, prepare_world, stage_data
 from coa.pipeline.pretrain import pretrain_base_model
 from coa.pipeline.progress import Progress, format_duration
@@ -119,7 +119,7 @@ def run_stage(ctx: Context, node: StageNode, later: list[StageNode], position: s
         check_same(folder, node, marker["fingerprint"], expected, later)
         log(f"stage {position} {node.key}: done before, skipped ({folder / 'model'}; rows {served})")
         return False
-    started = read_started(folder)
+    started = read_started(folder, STARTED_FILE)
     if started is not None:
         check_same(folder, node, started, expected, later)
     args = stage_args(ctx.config, node, ctx.out, ctx.base_model, ctx.data, ctx.group)
@@ -127,7 +127,7 @@ def run_stage(ctx: Context, node: StageNode, later: list[StageNode], position: s
     resume = last.is_file()
     if resume:
         args.append(f"--ckpt_path={last}")
-    write_started(folder, expected, args)
+    write_started(folder, STARTED_FILE, expected, args=args)
     steps = max_steps(ctx.config, node.stage)
     remaining = [(n.stage, max_steps(ctx.config, n.stage)) for n in [node, *later] if read_marker(stage_dir(ctx.out, n)) is None]
     how = f"resumes from {last}" if resume else f"{steps} steps from {node.parent.key if node.parent else ctx.base_model}"
@@ -146,16 +146,6 @@ def run_stage(ctx: Context, node: StageNode, later: list[StageNode], position: s
         ctx.progress.record(node.stage, steps, seconds)
     log(f"stage {position} {node.key}: trained in {format_duration(seconds)} -> {folder / 'model'}")
     return True
-
-
-def read_started(folder: Path) -> dict | None:
-    path = folder / STARTED_FILE
-    return json.loads(path.read_text(encoding="utf-8"))["fingerprint"] if path.is_file() else None
-
-
-def write_started(folder: Path, expected: dict, args: list[str]) -> None:
-    with atomic_open(folder / STARTED_FILE) as f:
-        json.dump({"fingerprint": expected, "args": args}, f, indent=2)
 
 
 def check_same(folder: Path, node: StageNode, found: dict, expected: dict, later: list[StageNode]) -> None:
