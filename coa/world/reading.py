@@ -51,6 +51,8 @@ def _comparison(world: World, entity_id: str, rng: random.Random) -> str:
     pair = [entity, other] if rng.random() < 0.5 else [other, entity]
     earlier, later = sorted(pair, key=lambda e: int(e.attrs[relation]))
     stated = " ".join(f"{e.name}'s {relation} {e.attrs[relation]}." for e in pair)
+    # The trajectories' own wording here ("1850 for A, 1952 for B: 1850 is earlier, so A.") did worse: the quick
+    # preset's SFT1&2 (pretrained on 1 thread) comparisons EM 0.040 (seed 0), 0.060 (seed 1) on 200 comparisons.
     return (f"{pair[0].passage(world)} {pair[1].passage(world)} {stated} {earlier.attrs[relation]} is earlier than "
             f"{later.attrs[relation]}, so {earlier.name} comes first.")
 
