@@ -44,6 +44,9 @@ class PromptDataModule(TokenizedDataModule):
         prompt: instruction template ("autocoa", "short", or a text with `{question}`); None takes the
             model's own (`coa_agent.json` beside the tokenizer), else "autocoa".
         seed: seeds the shuffle.
+        kinds: train (and validate) on the questions of these kinds only: the `kind` field of the embedded
+            world's QA files (single, chain2..chain4, comparison, no_search); None takes every question. coa's
+            own variant, not the paper's: RL on the kind the SFT model fails at most (see configs/pipeline.yaml).
     """
 
     def __init__(
@@ -58,14 +61,23 @@ class PromptDataModule(TokenizedDataModule):
         max_length: int = 1024,
         prompt: str | None = None,
         seed: int = 0,
+        kinds: list[str] | None = None,
     ) -> None:
         super().__init__(batch_size)
         self.save_hyperparameters()
         self.template = PromptTemplate(resolve_prompt(prompt, tokenizer_path, "data.prompt"))
 
     def read(self, path: str):
+        kinds = self.hparams.kinds
+        found: set[str] = set()
         for q in read_questions(path):
-            yield q.id, self.encode(q)
+            kind = q.meta.get("kind")
+            found.add(str(kind))
+            if kinds is None or kind in kinds:
+                yield q.id, self.encode(q)
+        if kinds is not None and not found.intersection(kinds):
+            raise ValueError(f"{path}: no question of the kinds {list(kinds)} (data.kinds); the file's kinds: "
+                             f"{sorted(found)}")
 
     def encode(self, q: QAExample) -> PromptItem:
         messages = self.template.messages(q.question)

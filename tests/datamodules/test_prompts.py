@@ -45,3 +45,20 @@ def test_unknown_extension_names_the_file_and_the_readers(tmp_path):
     path.write_text("q,a\n")
     with pytest.raises(ValueError, match=r"questions.csv: no reader for '.csv' files; known: .jsonl"):
         read_questions(str(path))
+
+
+def test_kinds_keeps_only_the_questions_of_those_kinds(small_world, small_model_dir):
+    path = small_world / "qa" / "train.jsonl"
+    rows = [json.loads(line) for line in path.read_text().splitlines()]
+    dm = PromptDataModule(str(path), tokenizer_path=str(small_model_dir), batch_size=2, prompt="short", kinds=["comparison"])
+    dm.setup()
+    assert [item.id for item in dm.train_set] == [r["id"] for r in rows if r["kind"] == "comparison"]
+    assert {item.meta["kind"] for item in dm.train_set} == {"comparison"}
+
+
+def test_kinds_that_match_nothing_name_the_file_and_the_kinds_it_has(tmp_path, small_model_dir):
+    path = tmp_path / "nq.jsonl"
+    path.write_text(json.dumps({"id": "n0", "question": "who?", "golden_answers": ["A"]}))
+    dm = PromptDataModule(str(path), tokenizer_path=str(small_model_dir), batch_size=1, prompt="short", kinds=["comparison"])
+    with pytest.raises(ValueError, match=r"nq.jsonl: no question of the kinds \['comparison'\] \(data.kinds\); the file's kinds: \['None'\]"):
+        dm.setup()
