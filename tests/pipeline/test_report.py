@@ -1,6 +1,8 @@
 """Table 1's files from a run's evaluations, and the W&B table in the pipeline's group."""
 
 import json
+import time
+from pathlib import Path
 
 from coa.pipeline.report import TABLE_FILES, collect_rows, log_wandb_table, write_table
 
@@ -16,6 +18,17 @@ def fake_run(tmp_path, rows):
                    for g in ("all", "needs_search")}
         (folder / "metrics.json").write_text(json.dumps({"model": "m", "metrics": metrics}))
     return to_config({**tiny_settings(tmp_path, rows), "wandb": {"enabled": True, "project": "coa-test"}})
+
+
+def flushed_record(run: Path, expected: list[bytes], timeout_s: float = 30.0) -> bytes:
+    """The run's .wandb file once it holds every expected string, or as it is after `timeout_s`: wandb's service
+    process can still be writing it when `finish()` returns (CI once read only the file's header)."""
+    deadline = time.monotonic() + timeout_s
+    while True:
+        record = next(run.glob("*.wandb")).read_bytes()
+        if all(e in record for e in expected) or time.monotonic() > deadline:
+            return record
+        time.sleep(0.1)
 
 
 def test_the_table_files_follow_the_rows_order(tmp_path):
@@ -34,5 +47,5 @@ def test_the_wandb_table_is_one_run_in_the_pipelines_group(tmp_path):
     log_wandb_table(config, tmp_path, rows, group="pipeline-test")
     run = next((tmp_path / "wandb").glob("offline-run-*"))
     assert list(run.glob("files/media/table/pipeline/table1_*.table.json"))
-    record = next(run.glob("*.wandb")).read_bytes()
+    record = flushed_record(run, [b"pipeline-test", b"table1"])
     assert b"pipeline-test" in record and b"table1" in record
