@@ -47,10 +47,12 @@ def test_unknown_extension_names_the_file_and_the_readers(tmp_path):
         read_questions(str(path))
 
 
-def test_kinds_keeps_only_the_questions_of_those_kinds(small_world, small_model_dir):
+@pytest.mark.parametrize("model_fixture", ["small_model_dir", "multi_token_model_dir"])  # tags as one token / several
+def test_kinds_keeps_only_the_questions_of_those_kinds(small_world, model_fixture, request):
     path = small_world / "qa" / "train.jsonl"
     rows = [json.loads(line) for line in path.read_text().splitlines()]
-    dm = PromptDataModule(str(path), tokenizer_path=str(small_model_dir), batch_size=2, prompt="short", kinds=["comparison"])
+    model_dir = request.getfixturevalue(model_fixture)
+    dm = PromptDataModule(str(path), tokenizer_path=str(model_dir), batch_size=2, prompt="short", kinds=["comparison"])
     dm.setup()
     assert [item.id for item in dm.train_set] == [r["id"] for r in rows if r["kind"] == "comparison"]
     assert {item.meta["kind"] for item in dm.train_set} == {"comparison"}
