@@ -80,6 +80,13 @@ def _observation_scanner(fmt: ActionFormat) -> dict[int, re.Pattern[str]]:
     }
 
 
+def observation_open_spans(text: str, fmt: ActionFormat = AUTOCOA) -> list[tuple[int, int]]:
+    """Character spans of each observation's open tag (its leading space included): the part of an observation
+    that a simulated environment writes itself (`SimulatedEnvironment` appends it), so a world model need not learn it."""
+    opener = re.compile(r" ?" + re.escape(fmt.observation_open))
+    return [(start, start + opener.match(text, start).end() - start) for start, _ in observation_spans(text, fmt)]
+
+
 def char_mask_to_tokens(offsets: list[tuple[int, int]], spans: list[tuple[int, int]]) -> list[int]:
     """1 for each token whose characters lie outside every span, 0 for a token touching one."""
     mask = []
@@ -95,12 +102,15 @@ def tokenize_chat(
     response: str,
     mask_observations: bool,
     fmt: ActionFormat = AUTOCOA,
+    mask_observation_open: bool = False,
 ) -> TokenizedExample:
     """Tokenises prompt + response through the chat template; loss on the response (and its EOS) only.
 
     The observation's tags are masked with its contents: the environment writes `<search_result>` and
     `</search_result>`, so predicting them is not the policy's job (the policy's last own token is the
     action's close tag, where generation stops). The policy's text after the observation has loss.
+    With `mask_observations` False, `mask_observation_open` still masks each observation's open tag: a world
+    model (stage 3) then learns the observation's text and its close tag, which is what simulated RL asks of it.
     """
     prompt_text = tokenizer.apply_chat_template(prompt_messages, tokenize=False, add_generation_prompt=True)
     full_text = tokenizer.apply_chat_template(
@@ -112,6 +122,8 @@ def tokenize_chat(
     spans = [(0, len(prompt_text))]
     if mask_observations:
         spans += [(len(prompt_text) + s, len(prompt_text) + e) for s, e in observation_spans(response, fmt)]
+    elif mask_observation_open:
+        spans += [(len(prompt_text) + s, len(prompt_text) + e) for s, e in observation_open_spans(response, fmt)]
     mask = char_mask_to_tokens(encoded["offset_mapping"], spans)
     return TokenizedExample(list(encoded["input_ids"]), mask)
 

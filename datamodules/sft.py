@@ -25,6 +25,8 @@ class SFTDataModule(TokenizedDataModule):
         prompt: instruction template ("autocoa", "short", or a text with `{question}`); None takes the
             model's own (`coa_agent.json` beside the tokenizer), else "autocoa".
         mask_observations: True for stage 2 (observations get no loss), False for stage 3.
+        mask_observation_open: with `mask_observations` False, each observation's open tag still gets no loss
+            (coa's variant of stage 3: the simulated environment writes that tag, the policy writes the rest).
         seed: seeds the shuffle.
         group_by_length: batches of similar lengths (transformers' `group_by_length`), in random order: ~30% less
             time per step where lengths vary as much as the embedded world's (1 to 4 searches), but batches of one
@@ -46,6 +48,7 @@ class SFTDataModule(TokenizedDataModule):
         max_length: int = 1024,
         prompt: str | None = None,
         mask_observations: bool = True,
+        mask_observation_open: bool = False,
         seed: int = 0,
         group_by_length: bool = False,
         pack: bool = False,
@@ -64,7 +67,7 @@ class SFTDataModule(TokenizedDataModule):
     def tokenize(self, trajectory: Trajectory) -> TokenizedExample:
         return tokenize_chat(
             self.tokenizer, self.template.messages(trajectory.question), trajectory.response,
-            self.hparams.mask_observations,
+            self.hparams.mask_observations, mask_observation_open=self.hparams.mask_observation_open,
         )
 
     def _collate(self, examples: list[TokenizedExample]):

@@ -8,7 +8,7 @@ from hypothesis import given, settings
 from hypothesis import strategies as st
 
 from coa.formats.action_format import AUTOCOA, SEARCH_R1, ActionFormat
-from coa.masking import char_mask_to_tokens, observation_spans, tokenize_chat
+from coa.masking import char_mask_to_tokens, observation_open_spans, observation_spans, tokenize_chat
 from coa.models.tokenizer import train_tokenizer
 
 RESPONSE = (
@@ -60,6 +60,17 @@ def test_stage3_trains_on_every_response_token(tokenizer):
     assert trained == RESPONSE + tokenizer.eos_token
     prompt_len = len(tokenizer.apply_chat_template(PROMPT, tokenize=True, add_generation_prompt=True, return_dict=True)["input_ids"])
     assert example.loss_mask[:prompt_len] == [0] * prompt_len
+
+
+def test_stage3_variant_masks_only_the_observation_open_tag(tokenizer):
+    example = tokenize_chat(tokenizer, PROMPT, RESPONSE, mask_observations=False, mask_observation_open=True)
+    trained = "".join(p for p, m in _pieces(tokenizer, example) if m == 1)
+    assert trained == RESPONSE.replace(" <search_result>", "") + tokenizer.eos_token
+
+
+def test_observation_open_spans_are_each_open_tag_with_its_space():
+    text = RESPONSE + " <begin_search> Bo </end_search> <search_result> Bo: city Oslo. </search_result> x"
+    assert [text[s:e] for s, e in observation_open_spans(text)] == [" <search_result>", " <search_result>"]
 
 
 def test_observation_tokens_match_what_a_rollout_appends(tokenizer):

@@ -124,6 +124,9 @@ class PairWriter:
             if question.hops:  # search again for a fact already read
                 needless = self.search(question.hops[-1])
             else:
+                # Measured on the quick preset (seed 0, SFT1&2, 1,200 questions): cutting this side at the open tag
+                # lets the model answer these questions (0.035 -> 0.535) but costs the comparisons 0.465 -> 0.015 and
+                # needs search 0.871 -> 0.764; cutting every needless search there: 0.940, 0.145 and 0.779.
                 needless = f" {self.fmt.action_open} {question.question} {self.fmt.action_close}"
             return DecisionPoint(point.prefix, point.chosen, needless, False, "needless_search")
         hop = question.hops[hop_index]

@@ -25,3 +25,17 @@ def test_added_tags_and_chat_template_give_the_policys_ids(multi_token_model_dir
     tags = set(policy.new_token_pieces)
     assert len(tags) == 6 and tags <= set(example.input_ids)  # every tag is one id in the training data
     assert data.tokenizer.decode(example.input_ids).startswith("[user] ")
+
+
+def test_stage3_variant_leaves_only_the_observation_open_tag_untrained(multi_token_model_dir, tmp_path):
+    path = tmp_path / "train.jsonl"
+    path.write_text(json.dumps({"messages": [{"role": "user", "content": "Q?"}, {"role": "assistant", "content": RESPONSE}]}))
+    data = SFTDataModule(
+        str(path), tokenizer_path=str(multi_token_model_dir), prompt="short", mask_observations=False, mask_observation_open=True
+    )
+    example = data.tokenize(Trajectory("t", "Q?", RESPONSE))
+    opener = data.tokenizer.encode(" <search_result>", add_special_tokens=False)
+    assert len(opener) > 1  # the tag is several tokens here, and all of them lose their loss
+    trained = data.tokenizer.decode([i for i, m in zip(example.input_ids, example.loss_mask) if m])
+    assert "<search_result>" not in trained.replace("</search_result>", "")
+    assert "</search_result>" in trained and " y " in trained and "</end_search>" in trained
