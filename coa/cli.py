@@ -10,8 +10,10 @@ TRAINER_SUBCOMMANDS = ("fit", "validate", "test", "predict")
 
 
 def _defaults_for_every_run() -> None:
-    # W&B logs offline unless the user says otherwise (WANDB_MODE=online works unchanged).
-    os.environ.setdefault("WANDB_MODE", "offline")
+    # W&B logs offline unless the user says otherwise (WANDB_MODE=online works unchanged). An empty WANDB_MODE
+    # (`WANDB_MODE= coa ...`) counts as unset: wandb itself rejects it deep inside its settings validation.
+    if not os.environ.get("WANDB_MODE"):
+        os.environ["WANDB_MODE"] = "offline"
     os.environ.setdefault("TOKENIZERS_PARALLELISM", "false")
 
 

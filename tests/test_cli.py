@@ -80,3 +80,13 @@ def test_a_constructor_error_under_fit_is_one_line_naming_the_field(tmp_path, sm
     assert proc.returncode != 0
     assert proc.stderr.strip().splitlines()[-1].startswith("coa: policy.dtype='fp32' is not one of float32")
     assert "Traceback" not in proc.stderr and "Union subtypes" not in proc.stderr
+
+
+@pytest.mark.parametrize("given, expected", [(None, "offline"), ("", "offline"), ("online", "online"), ("disabled", "disabled")])
+def test_wandb_mode_defaults_to_offline_and_an_empty_one_counts_as_unset(given, expected):
+    env = {k: v for k, v in os.environ.items() if k != "WANDB_MODE"}
+    if given is not None:
+        env["WANDB_MODE"] = given
+    code = "import os; from coa.cli import _defaults_for_every_run as d; d(); print(os.environ['WANDB_MODE'])"
+    proc = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, env=env)
+    assert proc.stdout.strip() == expected, proc.stderr
