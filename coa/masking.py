@@ -83,8 +83,8 @@ def _observation_scanner(fmt: ActionFormat) -> dict[int, re.Pattern[str]]:
 def observation_open_spans(text: str, fmt: ActionFormat = AUTOCOA) -> list[tuple[int, int]]:
     """Character spans of each observation's open tag (its leading space included): the part of an observation
     that a simulated environment writes itself (`SimulatedEnvironment` appends it), so a world model need not learn it."""
-    opener = re.compile(r" ?" + re.escape(fmt.observation_open))
-    return [(start, start + opener.match(text, start).end() - start) for start, _ in observation_spans(text, fmt)]
+    opener = _observation_scanner(fmt)[_TEXT]  # the open tag with its optional leading space, as the scan finds it
+    return [(start, opener.match(text, start).end()) for start, _ in observation_spans(text, fmt)]
 
 
 def char_mask_to_tokens(offsets: list[tuple[int, int]], spans: list[tuple[int, int]]) -> list[int]:
