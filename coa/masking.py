@@ -119,11 +119,14 @@ def tokenize_chat(
     if not full_text.startswith(prompt_text):
         raise ValueError("the chat template renders the prompt differently with and without the answer")
     encoded = tokenizer(full_text, add_special_tokens=False, return_offsets_mapping=True)
-    spans = [(0, len(prompt_text))]
     if mask_observations:
-        spans += [(len(prompt_text) + s, len(prompt_text) + e) for s, e in observation_spans(response, fmt)]
+        response_spans = observation_spans(response, fmt)
     elif mask_observation_open:
-        spans += [(len(prompt_text) + s, len(prompt_text) + e) for s, e in observation_open_spans(response, fmt)]
+        response_spans = observation_open_spans(response, fmt)
+    else:
+        response_spans = []
+    start = len(prompt_text)  # the response's characters follow the prompt's
+    spans = [(0, start)] + [(start + s, start + e) for s, e in response_spans]
     mask = char_mask_to_tokens(encoded["offset_mapping"], spans)
     return TokenizedExample(list(encoded["input_ids"]), mask)
 
