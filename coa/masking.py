@@ -17,11 +17,12 @@ class TokenizedExample:
 
     Args:
         input_ids: [T] the whole chat (prompt, then the assistant turn and its end-of-sequence token).
-        loss_mask: [T] 1 where the token is a target of the next-token loss.
+        loss_mask: [T] 1 where the token is a target of the next-token loss, 0 where not; a float weight in (0, 1)
+            where the target counts less (stage 3 with `observation_weight`). Ints unless some token is weighted.
     """
 
     input_ids: list[int]
-    loss_mask: list[int]
+    loss_mask: list[int] | list[float]
 
 
 def observation_spans(text: str, fmt: ActionFormat = AUTOCOA) -> list[tuple[int, int]]:
@@ -96,6 +97,12 @@ def char_mask_to_tokens(offsets: list[tuple[int, int]], spans: list[tuple[int, i
     return mask
 
 
+def weigh_tokens(mask: list[int], offsets: list[tuple[int, int]], spans: list[tuple[int, int]], weight: float) -> list[float]:
+    """`mask` with each target token touching one of `spans` weighted `weight` instead of 1."""
+    outside = char_mask_to_tokens(offsets, spans)
+    return [float(m) if out else m * weight for m, out in zip(mask, outside)]
+
+
 def tokenize_chat(
     tokenizer: PreTrainedTokenizerBase,
     prompt_messages: list[dict[str, str]],
@@ -103,6 +110,7 @@ def tokenize_chat(
     mask_observations: bool,
     fmt: ActionFormat = AUTOCOA,
     mask_observation_open: bool = False,
+    observation_weight: float = 1.0,
 ) -> TokenizedExample:
     """Tokenises prompt + response through the chat template; loss on the response (and its EOS) only.
 
@@ -111,6 +119,8 @@ def tokenize_chat(
     action's close tag, where generation stops). The policy's text after the observation has loss.
     With `mask_observations` False, `mask_observation_open` still masks each observation's open tag: a world
     model (stage 3) then learns the observation's text and its close tag, which is what simulated RL asks of it.
+    With `mask_observations` False, an `observation_weight` below 1 weighs the observation's trained tokens by it
+    (the loss mask holds floats then): the world model is learned, at less cost to the policy's own text.
     """
     prompt_text = tokenizer.apply_chat_template(prompt_messages, tokenize=False, add_generation_prompt=True)
     full_text = tokenizer.apply_chat_template(
@@ -128,6 +138,9 @@ def tokenize_chat(
     start = len(prompt_text)  # the response's characters follow the prompt's
     spans = [(0, start)] + [(start + s, start + e) for s, e in response_spans]
     mask = char_mask_to_tokens(encoded["offset_mapping"], spans)
+    if not mask_observations and observation_weight != 1.0:
+        observations = [(start + s, start + e) for s, e in observation_spans(response, fmt)]
+        mask = weigh_tokens(mask, encoded["offset_mapping"], observations, observation_weight)
     return TokenizedExample(list(encoded["input_ids"]), mask)
 
 

@@ -27,6 +27,8 @@ class SFTDataModule(TokenizedDataModule):
         mask_observations: True for stage 2 (observations get no loss), False for stage 3.
         mask_observation_open: with `mask_observations` False, each observation's open tag still gets no loss
             (coa's variant of stage 3: the simulated environment writes that tag, the policy writes the rest).
+        observation_weight: with `mask_observations` False, the observations' tokens count this much in the loss
+            (in (0, 1]; coa's variant of stage 3, the paper's is 1): the world model costs the policy's text less.
         seed: seeds the shuffle.
         group_by_length: batches of similar lengths (transformers' `group_by_length`), in random order: ~30% less
             time per step where lengths vary as much as the embedded world's (1 to 4 searches), but batches of one
@@ -49,11 +51,17 @@ class SFTDataModule(TokenizedDataModule):
         prompt: str | None = None,
         mask_observations: bool = True,
         mask_observation_open: bool = False,
+        observation_weight: float = 1.0,
         seed: int = 0,
         group_by_length: bool = False,
         pack: bool = False,
     ) -> None:
         super().__init__(batch_size)
+        if not 0.0 < observation_weight <= 1.0:
+            raise ValueError(f"data.init_args.observation_weight: {observation_weight} is not in (0, 1]")
+        if observation_weight != 1.0 and mask_observations:
+            raise ValueError("data.init_args.observation_weight weighs observations that mask_observations: true leaves "
+                             "out of the loss; set mask_observations: false (stage 3)")
         self.save_hyperparameters()
         self.template = PromptTemplate(resolve_prompt(prompt, tokenizer_path, "data.prompt"))
 
@@ -68,6 +76,7 @@ class SFTDataModule(TokenizedDataModule):
         return tokenize_chat(
             self.tokenizer, self.template.messages(trajectory.question), trajectory.response,
             self.hparams.mask_observations, mask_observation_open=self.hparams.mask_observation_open,
+            observation_weight=self.hparams.observation_weight,
         )
 
     def _collate(self, examples: list[TokenizedExample]):

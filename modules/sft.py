@@ -45,14 +45,19 @@ class SFTModule(PolicyStage):
             check_packing_isolates(self.policy.model, len(self.policy.tokenizer))
 
     def loss(self, batch: SFTBatch) -> Tensor:
-        """Mean next-token NLL over the batch's target tokens (the output layer runs on those alone)."""
+        """Mean next-token NLL over the batch's target tokens (the output layer runs on those alone); weighted by
+        the loss mask where it holds weights (`SFTBatch.loss_mask`)."""
         targets = batch.loss_mask[:, 1:] * batch.attention_mask[:, 1:]
-        return -self.policy.target_logprobs(
+        logprobs = self.policy.target_logprobs(
             batch.input_ids, batch.attention_mask, targets, position_ids=batch.position_ids
-        ).mean()
+        )
+        if not targets.is_floating_point():
+            return -logprobs.mean()
+        weights = targets[targets > 0]
+        return -(logprobs * weights).sum() / weights.sum()
 
     def training_step(self, batch: SFTBatch, batch_idx: int) -> Tensor:
-        tokens = (batch.loss_mask[:, 1:] * batch.attention_mask[:, 1:]).sum()
+        tokens = (batch.loss_mask[:, 1:] * batch.attention_mask[:, 1:]).sum()  # weighted, where the mask weighs
         # under DDP: this process's share of the mean over the global batch's tokens (1 on one process)
         loss = self.loss(batch) * global_mean_factor(tokens).to(self.device)
         self.log("train/loss", loss, prog_bar=True, sync_dist=True)

@@ -68,6 +68,26 @@ def test_stage3_variant_masks_only_the_observation_open_tag(tokenizer):
     assert trained == RESPONSE.replace(" <search_result>", "") + tokenizer.eos_token
 
 
+def test_stage3_observation_weight_weighs_exactly_the_observation_tokens(tokenizer):
+    plain = tokenize_chat(tokenizer, PROMPT, RESPONSE, mask_observations=False)
+    weighted = tokenize_chat(tokenizer, PROMPT, RESPONSE, mask_observations=False, observation_weight=0.25)
+    assert weighted.input_ids == plain.input_ids
+    pieces = _pieces(tokenizer, weighted)
+    assert "".join(p for p, m in pieces if m == 0.25) == " <search_result> (1) Ada: city Lisbon. </search_result>"
+    assert "".join(p for p, m in pieces if m == 1.0) == RESPONSE.replace(
+        " <search_result> (1) Ada: city Lisbon. </search_result>", "") + tokenizer.eos_token
+    assert [m == 0 for m in weighted.loss_mask] == [m == 0 for m in plain.loss_mask]  # the prompt stays out
+    assert all(isinstance(m, float) for m in weighted.loss_mask) and all(isinstance(m, int) for m in plain.loss_mask)
+
+
+def test_observation_weight_leaves_the_masked_open_tag_out(tokenizer):
+    example = tokenize_chat(
+        tokenizer, PROMPT, RESPONSE, mask_observations=False, mask_observation_open=True, observation_weight=0.5
+    )
+    pieces = _pieces(tokenizer, example)
+    assert "".join(p for p, m in pieces if m == 0.5) == " (1) Ada: city Lisbon. </search_result>"
+
+
 def test_observation_open_spans_are_each_open_tag_with_its_space():
     text = RESPONSE + " <begin_search> Bo </end_search> <search_result> Bo: city Oslo. </search_result> x"
     assert [text[s:e] for s, e in observation_open_spans(text)] == [" <search_result>", " <search_result>"]

@@ -12,7 +12,7 @@ from __future__ import annotations
 
 import torch
 
-from coa.data.batch import SFTBatch, collate_examples
+from coa.data.batch import SFTBatch, collate_examples, loss_mask_dtype
 from coa.masking import TokenizedExample
 
 
@@ -43,7 +43,7 @@ def pack_examples(examples: list[TokenizedExample], pad_id: int, min_width: int 
     rows = pack_rows(lengths, width)
     ids = torch.full((len(rows), width), pad_id, dtype=torch.long)
     attention = torch.zeros((len(rows), width), dtype=torch.long)
-    loss = torch.zeros((len(rows), width), dtype=torch.long)
+    loss = torch.zeros((len(rows), width), dtype=loss_mask_dtype(examples))
     positions = torch.zeros((len(rows), width), dtype=torch.long)
     for r, members in enumerate(rows):
         start = 0

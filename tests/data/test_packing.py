@@ -34,6 +34,14 @@ def test_packed_rows_hold_every_token_once_with_positions_from_zero_per_example(
     assert all(batch.loss_mask[1, s] == 0 for s in starts)
 
 
+def test_weighted_loss_masks_stay_weights_packed_or_not():
+    examples = [TokenizedExample([5, 6, 7], [0.0, 1.0, 0.5]), TokenizedExample([8, 9], [0, 1])]
+    for batch in (pack_examples(examples, pad_id=0), collate_examples(examples, pad_id=0)):
+        assert batch.loss_mask.dtype == torch.float32
+        assert sorted(batch.loss_mask[batch.loss_mask > 0].tolist()) == [0.5, 1.0, 1.0]
+    assert collate_examples(examples[1:], pad_id=0).loss_mask.dtype == torch.long  # plain 0/1 masks stay long
+
+
 def test_a_packed_example_has_the_logprobs_it_has_alone(small_model_dir):
     policy = Policy(str(small_model_dir))
     examples = _examples([40, 11, 23, 17, 30, 9], vocab=len(policy.tokenizer))

@@ -2,6 +2,9 @@
 
 import json
 
+import pytest
+import torch
+
 from coa.data.messages import Trajectory
 from coa.datamodules.sft import SFTDataModule
 from coa.masking import tokenize_chat
@@ -39,3 +42,24 @@ def test_stage3_variant_leaves_only_the_observation_open_tag_untrained(multi_tok
     trained = data.tokenizer.decode([i for i, m in zip(example.input_ids, example.loss_mask) if m])
     assert "<search_result>" not in trained.replace("</search_result>", "")
     assert "</search_result>" in trained and " y " in trained and "</end_search>" in trained
+
+
+def test_observation_weight_on_a_multi_token_tokenizer_weighs_every_piece_of_the_tags(multi_token_model_dir, tmp_path):
+    path = tmp_path / "train.jsonl"
+    path.write_text(json.dumps({"messages": [{"role": "user", "content": "Q?"}, {"role": "assistant", "content": RESPONSE}]}))
+    data = SFTDataModule(
+        str(path), tokenizer_path=str(multi_token_model_dir), prompt="short", mask_observations=False, observation_weight=0.1
+    )
+    example = data.tokenize(Trajectory("t", "Q?", RESPONSE))
+    assert len(data.tokenizer.encode("</search_result>", add_special_tokens=False)) > 1
+    weighted = data.tokenizer.decode([i for i, m in zip(example.input_ids, example.loss_mask) if m == 0.1])
+    assert weighted.strip() == "<search_result> y </search_result>"
+    batch = data._collate([example])
+    assert batch.loss_mask.dtype == torch.float32 and batch.loss_mask.max().item() == 1.0
+
+
+@pytest.mark.parametrize("settings", [dict(observation_weight=0.0), dict(observation_weight=1.5),
+                                      dict(observation_weight=0.5, mask_observations=True)])
+def test_observation_weight_out_of_range_or_on_masked_observations_is_refused(settings, tmp_path):
+    with pytest.raises(ValueError, match="observation_weight"):
+        SFTDataModule(str(tmp_path / "train.jsonl"), tokenizer_path="unused", **settings)

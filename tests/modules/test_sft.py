@@ -30,6 +30,16 @@ def test_loss_is_the_mean_nll_of_the_target_tokens_only(small_model_dir):
     assert module.loss(batch).item() == pytest.approx(expected.item(), abs=1e-5)
 
 
+def test_weighted_loss_mask_gives_the_weighted_mean_nll(small_model_dir):
+    module = SFTModule(Policy(str(small_model_dir)))
+    pad = module.policy.tokenizer.pad_token_id
+    examples = [TokenizedExample([5, 6, 7, 8], [0.0, 1.0, 0.0, 0.25]), TokenizedExample([9, 10, 11], [0.0, 0.0, 1.0])]
+    batch = collate_examples(examples, pad)
+    logprobs = module.policy.token_logprobs(batch.input_ids, batch.attention_mask)
+    expected = -(logprobs[0, 0] + 0.25 * logprobs[0, 2] + logprobs[1, 1]) / 2.25
+    assert module.loss(batch).item() == pytest.approx(expected.item(), abs=1e-5)
+
+
 def final_loss(cli) -> float:
     return float(cli.trainer.callback_metrics["train/loss"])
 
