@@ -8,6 +8,7 @@ from coa.data.atomic import atomic_open
 from coa.pipeline.chart import plot_table
 from coa.pipeline.config import PipelineConfig
 from coa.pipeline.row_eval import eval_dir, read_metrics
+from coa.pipeline.settings_note import stage_settings_note
 from coa.pipeline.spec import StageNode, parse_row, row_label
 from coa.pipeline.table import TableRow, columns, csv_text, markdown, records, table_row
 
@@ -25,9 +26,11 @@ def collect_rows(config: PipelineConfig, out: Path) -> list[TableRow]:
 
 
 def write_table(config: PipelineConfig, out: Path, rows: list[TableRow]) -> str:
-    """Writes table.md, table.csv and table.png into `out`; returns the markdown."""
+    """Writes table.md, table.csv and table.png into `out`; returns the markdown (its last line: the stage settings
+    the run changed, `stage_settings_note`)."""
     headers, groups = config.table.groups, list(config.table.groups)
-    text = markdown(rows, headers)
+    note = stage_settings_note(config)
+    text = markdown(rows, headers) + (f"\n{note}\n" if note else "")
     with atomic_open(out / "table.md") as f:
         f.write(text)
     with atomic_open(out / "table.csv") as f:
@@ -43,7 +46,8 @@ def log_wandb_table(config: PipelineConfig, out: Path, rows: list[TableRow], gro
     groups = list(config.table.groups)
     # create_new: a run some caller left open is neither reused nor finished
     run = wandb.init(
-        project=config.wandb.project, group=group, name="table1", job_type="table", dir=str(out), reinit="create_new"
+        project=config.wandb.project, group=group, name="table1", job_type="table", dir=str(out), reinit="create_new",
+        notes=stage_settings_note(config) or None,
     )
     try:
         run.log({

@@ -5,6 +5,7 @@ import time
 from pathlib import Path
 
 from coa.pipeline.report import TABLE_FILES, collect_rows, log_wandb_table, write_table
+from coa.pipeline.settings_note import stage_settings_note
 
 from tiny_pipeline import tiny_settings, to_config
 
@@ -38,6 +39,7 @@ def test_the_table_files_follow_the_rows_order(tmp_path):
     text = write_table(config, tmp_path, rows)
     assert all((tmp_path / name).is_file() for name in TABLE_FILES)
     assert text == (tmp_path / "table.md").read_text() and "| SFT2 | sft2 | 0.250 / 0.250 |" in text
+    assert text.splitlines()[-1] == stage_settings_note(config) and "sft2 (configs/sft2.yaml): 3 steps" in text
 
 
 def test_the_wandb_table_is_one_run_in_the_pipelines_group(tmp_path):
