@@ -84,8 +84,13 @@ def _observation_scanner(fmt: ActionFormat) -> dict[int, re.Pattern[str]]:
 def observation_open_spans(text: str, fmt: ActionFormat = AUTOCOA) -> list[tuple[int, int]]:
     """Character spans of each observation's open tag (its leading space included): the part of an observation
     that a simulated environment writes itself (`SimulatedEnvironment` appends it), so a world model need not learn it."""
+    return _open_tags(text, observation_spans(text, fmt), fmt)
+
+
+def _open_tags(text: str, observations: list[tuple[int, int]], fmt: ActionFormat) -> list[tuple[int, int]]:
+    """The open tag's span at the start of each of `observations` (spans of `text`, as `observation_spans` gives)."""
     opener = _observation_scanner(fmt)[_TEXT]  # the open tag with its optional leading space, as the scan finds it
-    return [(start, opener.match(text, start).end()) for start, _ in observation_spans(text, fmt)]
+    return [(start, opener.match(text, start).end()) for start, _ in observations]
 
 
 def char_mask_to_tokens(offsets: list[tuple[int, int]], spans: list[tuple[int, int]]) -> list[int]:
@@ -129,19 +134,23 @@ def tokenize_chat(
     if not full_text.startswith(prompt_text):
         raise ValueError("the chat template renders the prompt differently with and without the answer")
     encoded = tokenizer(full_text, add_special_tokens=False, return_offsets_mapping=True)
+    weighted = not mask_observations and observation_weight != 1.0
+    scan = mask_observations or mask_observation_open or weighted
+    observations = _shifted(observation_spans(response, fmt), len(prompt_text)) if scan else []  # in full_text
     if mask_observations:
-        response_spans = observation_spans(response, fmt)
+        masked = observations
     elif mask_observation_open:
-        response_spans = observation_open_spans(response, fmt)
+        masked = _open_tags(full_text, observations, fmt)
     else:
-        response_spans = []
-    start = len(prompt_text)  # the response's characters follow the prompt's
-    spans = [(0, start)] + [(start + s, start + e) for s, e in response_spans]
-    mask = char_mask_to_tokens(encoded["offset_mapping"], spans)
-    if not mask_observations and observation_weight != 1.0:
-        observations = [(start + s, start + e) for s, e in observation_spans(response, fmt)]
+        masked = []
+    mask = char_mask_to_tokens(encoded["offset_mapping"], [(0, len(prompt_text))] + masked)
+    if weighted:
         mask = weigh_tokens(mask, encoded["offset_mapping"], observations, observation_weight)
     return TokenizedExample(list(encoded["input_ids"]), mask)
+
+
+def _shifted(spans: list[tuple[int, int]], by: int) -> list[tuple[int, int]]:
+    return [(start + by, end + by) for start, end in spans]
 
 
 def generation_prefix(
