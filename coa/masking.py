@@ -143,10 +143,18 @@ def tokenize_chat(
         masked = _open_tags(full_text, observations, fmt)
     else:
         masked = []
-    mask = char_mask_to_tokens(encoded["offset_mapping"], [(0, len(prompt_text))] + masked)
+    mask = char_mask_to_tokens(encoded["offset_mapping"], [(0, len(prompt_text))] + masked + _after_turn(
+        full_text, len(prompt_text) + len(response), tokenizer.eos_token))
     if weighted:
         mask = weigh_tokens(mask, encoded["offset_mapping"], observations, observation_weight)
     return TokenizedExample(list(encoded["input_ids"]), mask)
+
+
+def _after_turn(full_text: str, response_end: int, eos: str | None) -> list[tuple[int, int]]:
+    """The template's text after the turn's end-of-sequence token (ChatML's newline after `<|im_end|>`): the policy
+    stops at that token, so what follows is never its to predict. Nothing where the template writes no such token."""
+    at = full_text.find(eos, response_end) if eos else -1
+    return [] if at < 0 or at + len(eos) == len(full_text) else [(at + len(eos), len(full_text))]
 
 
 def _shifted(spans: list[tuple[int, int]], by: int) -> list[tuple[int, int]]:

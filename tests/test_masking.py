@@ -180,3 +180,17 @@ def test_an_observation_is_masked_whole_whatever_the_tool_wrote(data, fmt: Actio
     spans = observation_spans(text, fmt)
     assert _covered(spans) == [(len(head), len(head) + len(observation))]
     assert len(spans) == 1 or not neutralized
+
+
+def test_the_template_text_after_the_turns_end_token_is_not_trained(tokenizer):
+    # ChatML (SmolLM2, Qwen) writes a newline after <|im_end|>; the policy stops at the end token, so only it is trained
+    chatml = ("{% for m in messages %}<|im_start|>{{ m['role'] }}\n{{ m['content'] }}" + tokenizer.eos_token
+              + "\n{% endfor %}{% if add_generation_prompt %}<|im_start|>assistant\n{% endif %}")
+    tokenizer.chat_template = chatml
+    try:
+        example = tokenize_chat(tokenizer, PROMPT, RESPONSE, mask_observations=False)
+    finally:
+        tokenizer.chat_template = None
+    pieces = _pieces(tokenizer, example)
+    assert "".join(p for p, m in pieces if m == 1) == RESPONSE + tokenizer.eos_token
+    assert pieces[-1] == ("\n", 0)
