@@ -83,10 +83,13 @@ class EvalSettings:
     modes: list[str] = field(default_factory=lambda: ["search", "closed_book"])
     topk: int | None = None  # None: the world's topk (3 for given data)
     prompt: str | None = None  # None: the model's own (coa_agent.json)
+    base_prompt: str | None = None  # the base row's; None: the instruction the stages train with (e.g. autocoa for a real
+                                    # instruct model, which has never seen the short one)
     tool: dict | None = None  # None: BM25 over data.corpus; else {class_path, init_args} (e.g. http_search)
     max_actions: int = 5
     max_new_tokens: int = 128
     batch_size: int = 64
+    dtype: str = "float32"  # the weights while evaluating; bfloat16 is faster on GPUs and on CPUs with AVX-512 BF16
 
 
 @dataclass

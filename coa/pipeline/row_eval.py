@@ -32,9 +32,11 @@ def read_metrics(folder: Path) -> dict:
 
 def row_prompt(config: PipelineConfig, node: StageNode) -> str | None:
     """The instruction a row is evaluated with: `eval.prompt`, else a trained row's own (its agent card, None here)
-    and, for the untrained model, the one the stages train with, so every row reads the same instruction."""
+    and, for the untrained model, `eval.base_prompt`, else the one the stages train with."""
     if config.eval.prompt is not None or node.path:
         return config.eval.prompt
+    if config.eval.base_prompt is not None:
+        return config.eval.base_prompt
     for stage in config.stages:
         settings = stage_settings(config, stage)
         data = merge_overrides(yaml.safe_load(stage_yaml(config, stage).read_text(encoding="utf-8")), settings.overrides)
@@ -70,6 +72,7 @@ def evaluate_row(
         model_dir=model_dir, qa_path=questions, corpus_path=corpus, topk=topk, tool=e.tool,
         prompt=row_prompt(config, node), max_actions=e.max_actions, max_new_tokens=e.max_new_tokens, batch_size=e.batch_size,
         limit=e.limit, per_source=e.per_source, modes=tuple(e.modes), out_dir=str(folder), torch_threads=config.torch_threads,
+        dtype=e.dtype,
     )
     write_marker(folder, fingerprint, seconds=round(time.time() - start, 1))
     return read_metrics(folder)

@@ -18,3 +18,12 @@ def test_a_prompt_set_for_evaluation_wins_for_every_row(tmp_path):
     settings["eval"]["prompt"] = "autocoa"
     config = to_config(settings)
     assert {row_prompt(config, StageNode(parse_row(r))) for r in ("base", "sft2")} == {"autocoa"}
+
+
+def test_the_base_row_can_read_another_instruction_than_the_stages(tmp_path):
+    # a real instruct model has never seen the short instruction: its base row reads AutoCoA's
+    settings = tiny_settings(tmp_path)
+    settings["eval"]["base_prompt"] = "autocoa"
+    config = to_config(settings)
+    assert row_prompt(config, StageNode(parse_row("base"))) == "autocoa"
+    assert row_prompt(config, StageNode(parse_row("sft2"))) is None  # trained rows keep their own
