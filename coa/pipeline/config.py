@@ -105,6 +105,7 @@ class TableSettings:
 
     groups: dict[str, str] = field(default_factory=lambda: {
         "all": "all", "needs_search": "needs search", "entity=unseen": "unseen entities", "kind=comparison": "comparisons",
+        "kind=no_search": "no search",
     })
 
 
