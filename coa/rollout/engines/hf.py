@@ -42,11 +42,13 @@ class HFEngine(GenerationEngine):
         compile: decode with the decoder under `torch.compile` (`CompiledNextTokenLogits`): on a CPU a small model
             decodes ~1.3-1.6x faster after ~20 s of compiling once per process; the same tokens. Off by default: the
             compile costs more than it saves in a short run.
+        shared_prefix_min_tokens: a beginning all of a micro-batch's fresh prompts share (an instruction) is read once
+            when it is at least this long; shorter ones are read with each row.
     """
 
     def __init__(
         self, model: torch.nn.Module, tokenizer: PreTrainedTokenizerBase, batch_size: int = 32, progress: bool = False,
-        session_cache_bytes: int = 1 << 30, compile: bool = False,
+        session_cache_bytes: int = 1 << 30, compile: bool = False, shared_prefix_min_tokens: int = 32,
     ) -> None:
         self.model = model
         self.tokenizer = tokenizer
@@ -56,6 +58,7 @@ class HFEngine(GenerationEngine):
         self.session_cache_bytes = session_cache_bytes
         self._cache: PrefixCache | None = None
         self.compile = compile
+        self.shared_prefix_min_tokens = shared_prefix_min_tokens
         self._next_logits: NextTokenLogits | None = None
 
     def eos_token_ids(self) -> tuple[int, ...]:
@@ -108,7 +111,7 @@ class HFEngine(GenerationEngine):
         device = next(self.model.parameters()).device
         batch = batch.to(device)
         if batch.cache is None and batch.width > 1:
-            batch = self._prefill_repeated_prompts(batch)
+            batch = self._prefill_shared(batch)
         if decodes_leanly(self.model):
             sequences, cache = self._decode(batch, settings, streams)
         else:
@@ -122,22 +125,40 @@ class HFEngine(GenerationEngine):
             self._cache.add(batch.cached_after(sequences.cpu(), cache, new, generations))
         return generations
 
-    def _prefill_repeated_prompts(self, batch: _Batch) -> _Batch:
-        """A prompt that several rows share (a GRPO group) is read once: its cache, up to the last token, is
-        copied to each of its rows, and decoding then reads only that last token."""
+    def _prefill_shared(self, batch: _Batch) -> _Batch:
+        """Reads once what the micro-batch's prompts share: a prompt several rows repeat (a GRPO group), and the
+        beginning every distinct prompt shares (the instruction, at least `shared_prefix_min_tokens` long). The
+        caches are copied to the rows that share them; decoding then reads only each row's last prompt token."""
         first_row: dict[tuple[int, ...], int] = {}
         source = [first_row.setdefault(tuple(p), row) for row, p in enumerate(batch.prompts)]
-        if len(first_row) == len(batch.prompts):
+        unique = [batch.prompts[row] for row in first_row.values()]
+        shared = _common_prefix_length(unique) if len(unique) > 1 else 0
+        if shared < self.shared_prefix_min_tokens:
+            shared = 0
+        if len(unique) == len(batch.prompts) and not shared:
             return batch
-        unique = torch.tensor(list(first_row.values()), device=batch.ids.device)
-        out = self.model(
-            input_ids=batch.ids[unique, :-1], attention_mask=batch.attention[unique, :-1],
-            position_ids=batch.position_ids()[unique, :-1], use_cache=True, logits_to_keep=1,
-        )
-        cache = returned_cache(out)
-        rank = {row: i for i, row in enumerate(first_row.values())}
-        cache.batch_select_indices(torch.tensor([rank[r] for r in source], device=batch.ids.device))  # type: ignore[attr-defined]
-        return _Batch(batch.prompts, batch.ids, batch.attention, cache)
+        device = batch.ids.device
+        middle_ids, middle_attention = _left_pad([p[shared:-1] for p in unique], self.pad_token_id)
+        middle_ids, middle_attention = middle_ids.to(device), middle_attention.to(device)
+        prefix = torch.tensor([unique[0][:shared]], dtype=torch.long, device=device)
+        cache = None
+        if shared:
+            cache = returned_cache(self.model(input_ids=prefix, use_cache=True, logits_to_keep=1))
+            cache.batch_repeat_interleave(len(unique))  # type: ignore[attr-defined]
+        if middle_ids.shape[1]:
+            attention = torch.cat([torch.ones(len(unique), shared, dtype=torch.long, device=device), middle_attention], 1)
+            kwargs = {} if cache is None else {cache_argument(self.model): cache}
+            cache = returned_cache(self.model(
+                input_ids=middle_ids, attention_mask=attention, position_ids=position_ids_from_mask(attention)[:, shared:],
+                use_cache=True, logits_to_keep=1, **kwargs,
+            ))
+        order = {row: i for i, row in enumerate(first_row.values())}
+        rank = torch.tensor([order[r] for r in source], device=device)
+        cache.batch_select_indices(rank)  # type: ignore[attr-defined]
+        rows = len(batch.prompts)
+        ids = torch.cat([prefix.expand(rows, -1), middle_ids[rank], batch.ids[:, -1:]], dim=1)
+        attention = torch.cat([torch.ones_like(prefix).expand(rows, -1), middle_attention[rank], batch.attention[:, -1:]], 1)
+        return _Batch(batch.prompts, ids, attention, cache)
 
     def _decode(self, batch: _Batch, settings: SamplingSettings, streams: RowStreams) -> tuple[Tensor, object]:
         watch = self._stop_watch(settings, batch.width, len(batch.prompts))
@@ -250,6 +271,15 @@ def _left_pad(prompts: list[list[int]], pad_id: int) -> tuple[Tensor, Tensor]:
             ids[row, width - len(p):] = torch.tensor(p)
             attention[row, width - len(p):] = 1
     return ids, attention
+
+
+def _common_prefix_length(prompts: list[list[int]]) -> int:
+    """Tokens every prompt begins with, leaving each at least its last token (which decoding reads)."""
+    first, limit = prompts[0], min(len(p) for p in prompts) - 1
+    n = 0
+    while n < limit and all(p[n] == first[n] for p in prompts):
+        n += 1
+    return n
 
 
 def _common_prefix(a: list[int], b: list[int]) -> int:

@@ -118,6 +118,26 @@ def test_a_prompt_repeated_over_rows_is_read_once_and_gives_the_same_rows(multi_
     assert read[0] == 2 * (len(a) - 1)  # the two distinct prompts, left-padded to the longer, minus the last token
 
 
+def test_a_beginning_every_prompt_shares_is_read_once_and_gives_the_same_rows(multi_token_model_dir):
+    policy = _sharpened(multi_token_model_dir)
+    tok = policy.tokenizer
+    instruction = tok.encode("Search with <begin_search> query </end_search> when needed. Question:", add_special_tokens=False)
+    questions = [tok.encode(t, add_special_tokens=False) for t in (" Who was born earlier, a or b?", " What is", " x")]
+    prompts = [instruction + q for q in questions] + [instruction + questions[1]]  # a repeat too (a group)
+    settings = SamplingSettings(max_new_tokens=6)
+    whole = HFEngine(policy.model, tok, shared_prefix_min_tokens=10_000).generate(prompts, settings)
+    read: list[int] = []
+    hook = policy.model.register_forward_pre_hook(lambda m, args, kw: read.append(kw["input_ids"].shape), with_kwargs=True)
+    shared = HFEngine(policy.model, tok, shared_prefix_min_tokens=8).generate(prompts, settings)
+    hook.remove()
+    assert [g.token_ids for g in shared] == [g.token_ids for g in whole]
+    common = next(n for n in range(len(instruction) + 1, 0, -1) if len({tuple(p[:n]) for p in prompts}) == 1)
+    assert common >= len(instruction) >= 8
+    assert read[0] == (1, common)  # the instruction once
+    assert read[1] == (3, max(len(p) for p in prompts) - common - 1)  # then each distinct question but its last token
+    assert all(shape[1] == 1 for shape in read[2:])  # then one token per row and step
+
+
 def test_suppressed_tokens_match_transformers_processor():
     from transformers import SuppressTokensLogitsProcessor
 
