@@ -8,6 +8,7 @@ from pathlib import Path
 
 from omegaconf import OmegaConf
 
+from coa.pipeline.overrides import merge_overrides
 from coa.pipeline.spec import STAGES, parse_row
 
 LAUNCHERS = ("inprocess", "subprocess")
@@ -133,6 +134,8 @@ class PipelineConfig:
         model: coa.models.tiny.TinyModelConfig fields (its `seed`, of the random initial weights: the pipeline's unless
             set).
         pretrain: the tiny model's reading pretraining (`PretrainSettings`), before any stage.
+        stage_overrides: nested keys every stage's YAML gets changed (e.g. the policy's LoRA and dtype), before its own
+            `stages.<stage>.overrides`, which win where both set a key.
     """
 
     out: str = "runs/pipeline"
@@ -150,6 +153,7 @@ class PipelineConfig:
     vocab_size: int = 4096
     model: dict = field(default_factory=dict)
     pretrain: PretrainSettings = field(default_factory=PretrainSettings)
+    stage_overrides: dict = field(default_factory=dict)
     data: DataPaths = field(default_factory=DataPaths)
     stages: dict[str, StageSettings] = field(default_factory=_default_stages)
     eval: EvalSettings = field(default_factory=EvalSettings)
@@ -203,6 +207,12 @@ def check(config: PipelineConfig, source: Path | str = "pipeline config") -> Non
 def stage_settings(config: PipelineConfig, stage: str) -> StageSettings:
     """A stage kind's settings (the defaults when the YAML leaves it out)."""
     return config.stages.get(stage) or StageSettings()
+
+
+def stage_overrides(config: PipelineConfig, stage: str) -> dict:
+    """The keys a stage's YAML gets changed: `stage_overrides`, then the stage's own `overrides` merged over them."""
+    own = stage_settings(config, stage).overrides
+    return merge_overrides(config.stage_overrides, own) if config.stage_overrides else own
 
 
 def to_yaml(config: PipelineConfig) -> str:

@@ -9,7 +9,7 @@ from pathlib import Path
 
 import yaml
 
-from coa.pipeline.config import PipelineConfig, stage_settings
+from coa.pipeline.config import PipelineConfig, stage_overrides
 from coa.pipeline.overrides import merge_overrides
 from coa.pipeline.markers import is_done, write_marker
 from coa.pipeline.spec import StageNode
@@ -38,8 +38,7 @@ def row_prompt(config: PipelineConfig, node: StageNode) -> str | None:
     if config.eval.base_prompt is not None:
         return config.eval.base_prompt
     for stage in config.stages:
-        settings = stage_settings(config, stage)
-        data = merge_overrides(yaml.safe_load(stage_yaml(config, stage).read_text(encoding="utf-8")), settings.overrides)
+        data = merge_overrides(yaml.safe_load(stage_yaml(config, stage).read_text(encoding="utf-8")), stage_overrides(config, stage))
         prompt = data.get("data", {}).get("init_args", {}).get("prompt")
         if prompt:
             return prompt

@@ -6,7 +6,7 @@ from __future__ import annotations
 import json
 from typing import Any
 
-from coa.pipeline.config import PipelineConfig
+from coa.pipeline.config import PipelineConfig, stage_overrides
 from coa.pipeline.spec import parse_row
 from coa.pipeline.stage_args import max_steps
 
@@ -27,13 +27,13 @@ def _text(value: Any) -> str:
 
 def stage_settings_note(config: PipelineConfig) -> str:
     """One line naming, for every stage the rows use, its YAML, its steps and each key the run changed in it
-    (`stages.<stage>.overrides`); "" when the rows use no stage. `stages.<stage>.args` are left out: they say how a
+    (`stage_overrides` and `stages.<stage>.overrides`); "" when the rows use no stage. `stages.<stage>.args` are left out: they say how a
     stage runs (accelerator, callbacks), and a run resumed with another callback is the same run."""
     stages = list(dict.fromkeys(stage for row in config.rows for stage in parse_row(row)))
     parts = []
     for stage in stages:
         settings = config.stages[stage]
-        changed = [f"{max_steps(config, stage)} steps", *sorted(dotted(settings.overrides))]  # sorted: a YAML's key order is no setting
+        changed = [f"{max_steps(config, stage)} steps", *sorted(dotted(stage_overrides(config, stage)))]  # sorted: a YAML's key order is no setting
         parts.append(f"{stage} ({settings.config or f'configs/{stage}.yaml'}): " + ", ".join(changed))
     if not parts:
         return ""

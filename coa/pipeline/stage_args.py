@@ -9,7 +9,7 @@ import yaml
 from omegaconf import OmegaConf
 
 from coa.data.atomic import atomic_open
-from coa.pipeline.config import PipelineConfig, packaged_config, stage_settings
+from coa.pipeline.config import PipelineConfig, packaged_config, stage_overrides, stage_settings
 from coa.pipeline.overrides import merge_overrides
 from coa.pipeline.spec import StageNode
 
@@ -91,9 +91,9 @@ def write_merged_config(source: Path, overrides: dict, folder: Path, where: str)
 
 
 def write_stage_config(config: PipelineConfig, node: StageNode, out: Path) -> Path:
-    """The stage's YAML with the pipeline's `overrides` merged in, written to out/<path>/stage_config.yaml."""
-    overrides = stage_settings(config, node.stage).overrides
-    return write_merged_config(stage_yaml(config, node.stage), overrides, stage_dir(out, node), f"stages.{node.stage}.overrides")
+    """The stage's YAML with the pipeline's overrides merged in, written to out/<path>/stage_config.yaml."""
+    return write_merged_config(stage_yaml(config, node.stage), stage_overrides(config, node.stage), stage_dir(out, node),
+                               f"stage_overrides and stages.{node.stage}.overrides")
 
 
 @dataclass(frozen=True)
@@ -146,6 +146,7 @@ def fingerprint(config: PipelineConfig, node: StageNode, root: dict, data: Stage
     parent = fingerprint(config, node.parent, root, data) if node.parent else root
     return {
         "path": node.key, "config": settings.config or f"configs/{node.stage}.yaml", "seed": config.seed,
-        "max_steps": max_steps(config, node.stage), "overrides": settings.overrides, "args": list(settings.args),
+        "max_steps": max_steps(config, node.stage), "overrides": stage_overrides(config, node.stage),
+        "args": list(settings.args),
         "data": data_args(node.stage, data), "parent": parent,
     }

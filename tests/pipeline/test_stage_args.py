@@ -70,3 +70,20 @@ def test_sft3_reads_the_trajectories_with_the_worlds_own_names(tmp_path):
     sft2 = stage_args(config, StageNode(("sft1", "sft2")), tmp_path, "base", DATA, "g1")
     assert "--data.init_args.train_path=w/sft/train_world_names.jsonl" in sft3
     assert "--data.init_args.train_path=w/sft/train.jsonl" in sft2
+
+
+def test_stage_overrides_reach_every_stage_and_a_stages_own_win(tmp_path):
+    from coa.pipeline.settings_note import stage_settings_note
+
+    settings = tiny_settings(tmp_path)
+    policy = {"model": {"init_args": {"lr": 0.5, "policy": {"init_args": {"dtype": "bfloat16"}}}}}
+    config = to_config({**settings, "stage_overrides": policy})
+    config.stages["sft2"].overrides = {**config.stages["sft2"].overrides, "model": {"init_args": {"lr": 0.25}}}
+    for stage, lr in (("sft1", 0.5), ("sft2", 0.25), ("rl2", 0.5)):
+        args = stage_args(config, StageNode((stage,)), tmp_path, "base", DATA, "g")
+        model = yaml.safe_load(Path(args[args.index("--config") + 1]).read_text())["model"]["init_args"]
+        assert model["lr"] == lr and model["policy"]["init_args"]["dtype"] == "bfloat16", stage
+    assert fingerprint(config, StageNode(("sft2",)), {}, DATA)["overrides"]["model"]["init_args"]["lr"] == 0.25
+    plain = fingerprint(to_config(settings), StageNode(("sft2",)), {}, DATA)
+    assert plain["overrides"] == settings["stages"]["sft2"]["overrides"]  # none given: the stage's own, as before
+    assert "model.init_args.policy.init_args.dtype=bfloat16" in stage_settings_note(config)
