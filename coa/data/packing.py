@@ -67,23 +67,27 @@ def batch_examples(examples: list[TokenizedExample], pad_id: int, pack: bool, mi
 def check_packing_isolates(model: torch.nn.Module, vocab_size: int, tolerance: float = 1e-3) -> None:
     """Raises when `model` lets packed examples attend to each other (a model whose attention transformers does not
     mask by position ids, e.g. some remote code): two random sequences, packed into one row, must give the logits
-    each gives alone."""
+    each gives alone, within `tolerance` or within 5% of what the second one's logits move when it does see the
+    first (bfloat16 weights round the packed and the lone pass apart by more than any fixed tolerance)."""
     g = torch.Generator().manual_seed(0)
     device = next(model.parameters()).device
     first, second = (torch.randint(0, vocab_size, (1, n), generator=g).to(device) for n in (7, 5))
+    both = torch.cat([first, second], dim=1)
     positions = torch.cat([torch.arange(7), torch.arange(5)])[None].to(device)
     was_training = model.training
     model.eval()
     try:
         with torch.no_grad():
-            packed = model(input_ids=torch.cat([first, second], dim=1), position_ids=positions, use_cache=False).logits
+            packed = model(input_ids=both, position_ids=positions, use_cache=False).logits[:, 7:]
+            seeing = model(input_ids=both, attention_mask=torch.ones_like(both), position_ids=positions,
+                           use_cache=False).logits[:, 7:]
             alone = model(input_ids=second, use_cache=False).logits
     finally:
         model.train(was_training)
-    gap = (packed[:, 7:] - alone).abs().max().item()
-    if gap > tolerance:
+    gap, leak = (packed - alone).abs().max().item(), (seeing - alone).abs().max().item()
+    if gap > max(tolerance, 0.05 * leak):
         raise ValueError(
             f"data.pack=true, but this model's attention lets packed examples see each other (logits differ by "
-            f"{gap:.3g} from the example alone; attn_implementation={getattr(model.config, '_attn_implementation', None)}): "
-            "set data.pack: false"
+            f"{gap:.3g} from the example alone, {leak:.3g} where it sees the other; attn_implementation="
+            f"{getattr(model.config, '_attn_implementation', None)}): set data.pack: false"
         )

@@ -73,3 +73,17 @@ def test_packing_is_refused_for_a_model_whose_attention_ignores_position_restart
     policy.model.forward = lambda **kw: forward(**{**kw, "position_ids": None})  # positions ignored: one long sequence
     with pytest.raises(ValueError, match="data.pack: false"):
         check_packing_isolates(policy.model, len(policy.tokenizer))
+
+
+def test_packing_is_allowed_in_bfloat16_and_a_leak_still_refused(small_model_dir):
+    import pytest
+
+    from coa.data.packing import check_packing_isolates
+
+    # (a real model's bfloat16 rounding, which the old fixed tolerance refused: tests/models/test_from_pypi.py)
+    policy = Policy(str(small_model_dir), dtype="bfloat16")
+    check_packing_isolates(policy.model, len(policy.tokenizer))
+    forward = policy.model.forward
+    policy.model.forward = lambda **kw: forward(**{**kw, "position_ids": None})
+    with pytest.raises(ValueError, match="data.pack: false"):
+        check_packing_isolates(policy.model, len(policy.tokenizer))

@@ -89,3 +89,13 @@ def test_smollm2_splits_every_tag_and_sft_masks_them_token_by_token(smollm2_dir:
     assert "Ada lives in Orlin" not in trained and "search_result" not in trained
     assert trained.endswith("Ada's city Orlin. </think> \\boxed{ Orlin }<|im_end|>")
     assert "Question" not in trained and "SmolLM" not in trained
+
+
+@pytest.mark.realmodel
+def test_smollm2_in_bfloat16_packs_sft_examples(smollm2_dir: Path):
+    # rounding moves its packed logits by ~0.3 from the lone pass; a leak would move them by ~20
+    from coa.data.packing import check_packing_isolates
+    from coa.policy import Policy
+
+    policy = Policy(str(smollm2_dir), dtype="bfloat16")
+    check_packing_isolates(policy.model, len(policy.tokenizer))
