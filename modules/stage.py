@@ -49,7 +49,8 @@ class PolicyStage(L.LightningModule):
 
     def configure_optimizers(self):
         return adamw_warmup_cosine(
-            self.policy, self.hparams.lr, self.hparams.weight_decay, self.hparams.warmup_steps, self.trainer.max_steps
+            self.policy, self.hparams.lr, self.hparams.weight_decay, self.hparams.warmup_steps, self.trainer.max_steps,
+            mixed_precision="mixed" in str(self.trainer.precision),
         )
 
     def on_train_end(self) -> None:
@@ -100,10 +101,16 @@ def check_holds_trainable(module: PolicyStage, state_dict: dict[str, torch.Tenso
         )
 
 
-def adamw_warmup_cosine(policy: Policy, lr: float, weight_decay: float, warmup_steps: int, max_steps: int) -> dict:
-    """AdamW on the policy's trainable weights with the `warmup_cosine` schedule per step (every SFT stage's)."""
+def adamw_warmup_cosine(
+    policy: Policy, lr: float, weight_decay: float, warmup_steps: int, max_steps: int, mixed_precision: bool = False
+) -> dict:
+    """AdamW on the policy's trainable weights with the `warmup_cosine` schedule per step (every SFT stage's).
+
+    Not fused under mixed precision (`trainer.precision: bf16-mixed`): Lightning's mixed-precision plugin refuses
+    gradient clipping with a fused optimizer."""
     params = [p for p in policy.parameters() if p.requires_grad]
-    optimizer = torch.optim.AdamW(params, lr=lr, weight_decay=weight_decay, fused=fused_adamw_fits(params))
+    fused = fused_adamw_fits(params) and not mixed_precision
+    optimizer = torch.optim.AdamW(params, lr=lr, weight_decay=weight_decay, fused=fused)
     total = max(1, max_steps) if max_steps > 0 else 10**9
     schedule = torch.optim.lr_scheduler.LambdaLR(optimizer, lambda step: warmup_cosine(step, warmup_steps, total))
     return {"optimizer": optimizer, "lr_scheduler": {"scheduler": schedule, "interval": "step"}}

@@ -122,3 +122,12 @@ def test_packed_batches_train_as_padded_ones_do(small_world, small_model_dir, tm
     assert final_loss(packed) == pytest.approx(final_loss(padded), abs=1e-4)
     w_padded, w_packed = weights(tmp_path / "padded" / "model"), weights(tmp_path / "packed" / "model")
     assert all(torch.allclose(v, w_packed[k], atol=1e-4) for k, v in w_padded.items())
+
+
+def test_bf16_mixed_precision_trains_with_gradient_clipping(small_world, small_model_dir, tmp_path, sft_fit_args):
+    # the configs clip gradients (1.0); Lightning's mixed-precision plugin refuses that with a fused AdamW
+    cli = run_lightning_cli(sft_fit_args(small_world, small_model_dir, tmp_path, 2)
+                            + ["--trainer.precision=bf16-mixed", "--trainer.logger=false"])
+    assert cli.trainer.global_step == 2
+    assert not cli.trainer.optimizers[0].defaults["fused"]
+    assert torch.isfinite(cli.trainer.callback_metrics["train/loss"])
