@@ -38,6 +38,7 @@ def parser() -> argparse.ArgumentParser:
     r.add_argument("--seed", type=int, default=defaults.seed, help="the evaluated world's seed (the texts' world differs)")
     r.add_argument("--passes", type=int, default=8, help="rounds over the reading world's entities, other facts each")
     r.add_argument("--comparison_share", type=float, default=0.3, help="share of texts that compare two entities")
+    r.add_argument("--list_share", type=float, default=0.0, help="share of texts that list words (first and last named)")
     return p
 
 
@@ -46,7 +47,7 @@ def main(argv: list[str]) -> None:
     action = args.pop("action")
     out = args.pop("out")
     if action == "reading":
-        count = write_reading_corpus(Path(out), args["seed"], args["passes"], args["comparison_share"])
+        count = write_reading_corpus(Path(out), args["seed"], args["passes"], args["comparison_share"], args["list_share"])
         print(json.dumps({"out": out, "texts": count}))
         return
     counts = build_world(out, WorldConfig(**args))

@@ -46,6 +46,7 @@ class PretrainSettings:
         config: the YAML (None: the packaged configs/pretrain.yaml).
         passes: rounds of reading texts over the reading world's entities (`coa world reading --passes`).
         comparison_share: share of the texts that compare two entities.
+        list_share: share of the texts that list words and name the first and last (what no-search questions ask).
         overrides: nested keys of the YAML to change, as for a stage.
         args: more `coa fit` arguments.
         seed: draws the reading texts (another world than the evaluated one either way); None: the pipeline's seed.
@@ -55,6 +56,7 @@ class PretrainSettings:
     config: str | None = None
     passes: int = 8
     comparison_share: float = 0.3
+    list_share: float = 0.0
     overrides: dict = field(default_factory=dict)
     args: list[str] = field(default_factory=list)
     seed: int | None = None

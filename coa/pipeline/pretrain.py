@@ -18,7 +18,8 @@ STARTED_FILE = "started.json"  # the fingerprint a run started with, so that a k
 
 def pretrain_fingerprint(config: PipelineConfig, init_fingerprint: dict) -> dict:
     p = config.pretrain
-    return {"config": p.config or "configs/pretrain.yaml", "max_steps": p.max_steps, "passes": p.passes,
+    lists = {"list_share": p.list_share} if p.list_share else {}  # absent when 0: runs from before it stay reusable
+    return {**lists, "config": p.config or "configs/pretrain.yaml", "max_steps": p.max_steps, "passes": p.passes,
             "comparison_share": p.comparison_share, "overrides": p.overrides, "args": list(p.args), "seed": reading_seed(config),
             "init": init_fingerprint}
 
@@ -42,7 +43,8 @@ def pretrain_base_model(config: PipelineConfig, init_model: Path, folder: Path, 
     check_started_alike(folder, fingerprint)
     texts = folder / READING_FILE
     if not texts.is_file():
-        write_reading_corpus(texts, reading_seed(config), config.pretrain.passes, config.pretrain.comparison_share)
+        p = config.pretrain
+        write_reading_corpus(texts, reading_seed(config), p.passes, p.comparison_share, p.list_share)
     args = pretrain_args(config, init_model, folder, texts, group)
     resuming = (folder / "checkpoints" / "last.ckpt").is_file()
     print(f"[pipeline] reading pretraining: {config.pretrain.max_steps} steps on {texts} -> {model}"

@@ -4,8 +4,10 @@ A real base model (the paper's DeepSeek-R1-Distill-Qwen-7B) arrives able to read
 in context, it copies the fact out. A tiny random Llama arrives able to do nothing, and on the embedded world
 it learns to read only late in SFT2 (issue 10: needs-search EM 0.31 after the quick preset's 1,300 steps, 0.64
 after 5,200). These texts teach reading on *another* world (another seed, so no fact of the evaluated world):
-each passage followed by statements read from it ("X's birthplace Y."), and pairs of passages followed by which
-of the two came first ("1850 is earlier than 1952, so B comes first.").
+each passage followed by statements read from it ("X's birthplace Y."), pairs of passages followed by which
+of the two came first ("1850 is earlier than 1952, so B comes first."), and lists of words followed by their
+first and last word ("Pavo, Tru, Malken: the first word is Pavo, the last Malken."), which a pretrained model also
+reads at sight and which the world's questions that need no search ask about.
 """
 
 from __future__ import annotations
@@ -28,14 +30,20 @@ def reading_world_config(seed: int) -> WorldConfig:
     return WorldConfig(seed=seed + READING_SEED_OFFSET)
 
 
-def reading_texts(world: World, rng: random.Random, statements: int = 2, comparison_share: float = 0.3) -> Iterator[str]:
+def reading_texts(
+    world: World, rng: random.Random, statements: int = 2, comparison_share: float = 0.3, list_share: float = 0.0
+) -> Iterator[str]:
     """One text per entity, in random order: its passage and `statements` facts read from it, or (for a share of
-    the entities with a year) its passage, another's of the same type, and which of the two came first."""
+    the entities with a year) its passage, another's of the same type, and which of the two came first; or, for
+    `list_share` of them, a list of words from the world's names and its first and last word."""
     ids = list(world.entities)
     rng.shuffle(ids)
+    words = sorted({w for e in world.entities.values() for w in e.name.split()})
     for entity_id in ids:
         entity = world.get(entity_id)
-        if entity.type in COMPARISONS and rng.random() < comparison_share:
+        if list_share and rng.random() < list_share:
+            yield _word_list(words, rng)
+        elif entity.type in COMPARISONS and rng.random() < comparison_share:
             yield _comparison(world, entity_id, rng)
         else:
             relations = rng.sample(list(entity.attrs), k=min(statements, len(entity.attrs)))
@@ -57,7 +65,16 @@ def _comparison(world: World, entity_id: str, rng: random.Random) -> str:
             f"{later.attrs[relation]}, so {earlier.name} comes first.")
 
 
-def write_reading_corpus(out: Path, seed: int, passes: int = 8, comparison_share: float = 0.3) -> int:
+def _word_list(words: list[str], rng: random.Random) -> str:
+    listed = rng.sample(words, rng.randint(3, 5))
+    ends = [f"the first word is {listed[0]}", f"the last word is {listed[-1]}"]
+    rng.shuffle(ends)
+    return f"{', '.join(listed)}: {ends[0]}, {ends[1]}."
+
+
+def write_reading_corpus(
+    out: Path, seed: int, passes: int = 8, comparison_share: float = 0.3, list_share: float = 0.0
+) -> int:
     """Writes `passes` rounds of reading texts (other statements each round) about the reading world of `seed` as
     JSONL ({"id", "contents"}, the corpus format); returns how many."""
     config = reading_world_config(seed)
@@ -67,7 +84,7 @@ def write_reading_corpus(out: Path, seed: int, passes: int = 8, comparison_share
     out.parent.mkdir(parents=True, exist_ok=True)
     with atomic_open(out) as f:
         for round_ in range(passes):
-            for text in reading_texts(world, rng, comparison_share=comparison_share):
+            for text in reading_texts(world, rng, comparison_share=comparison_share, list_share=list_share):
                 f.write(json.dumps({"id": f"reading-{round_}-{count}", "contents": text}) + "\n")
                 count += 1
     return count

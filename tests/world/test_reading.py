@@ -45,3 +45,16 @@ def test_the_same_seed_writes_the_same_file(tmp_path):
     assert write_reading_corpus(a, seed=3, passes=1) == write_reading_corpus(b, seed=3, passes=1) > 1000
     assert a.read_bytes() == b.read_bytes()
     assert "contents" in json.loads(a.read_text().splitlines()[0])
+
+
+def test_word_lists_name_their_first_and_last_word():
+    config = WorldConfig(seed=5, persons=30, cities=8, countries=4, companies=8, books=10)
+    world = generate_world(config, random.Random(5))
+    texts = list(reading_texts(world, random.Random(1), list_share=0.3))
+    lists = [t for t in texts if "the first word is" in t]
+    assert 0.15 * len(texts) < len(lists) < 0.45 * len(texts)
+    for text in lists:
+        listed, said = text.split(": ", 1)
+        words = listed.split(", ")
+        assert 3 <= len(words) <= 5 and len(set(words)) == len(words)
+        assert f"the first word is {words[0]}" in said and f"the last word is {words[-1]}" in said
