@@ -1,6 +1,6 @@
-"""One prepared check for a lent GPU machine: the `gpu` tests, then a bench of a ~0.5B model with LoRA.
+"""One prepared check for a lent GPU machine: the `gpu` tests, the weight sync into vLLM, a bench of a ~0.5B model.
 
-    python bench/gpu_check.py                        # H100: pytest -m gpu, then the bench (est. 4 min, 8 with vLLM)
+    python bench/gpu_check.py                        # H100: pytest -m gpu, the sync check, the bench (<= 10 min)
     python bench/gpu_check.py --smoke                # CPU, tiny model, a few tokens: the same code path, < 1 min
     python bench/gpu_check.py --skip-tests --sections gen-hf sft --out table.md
 
@@ -12,7 +12,9 @@ the text means nothing: every rate counts token ids). Weights bfloat16, LoRA r=1
 (the adapters train in float32, as peft keeps them).
 
 Sections, each in a process of its own (so its peak memory is its own, and a crash or a missing vLLM
-costs one row): generation through coa's engines (HFEngine runs the LoRA policy unmerged; VLLMEngine
+costs one row): first the weight sync (`sync-vllm`: after `sync_weights`, vLLM's log-probs of a fixed
+completion must equal the policy's, for full fine-tuning and for LoRA, and differ from the weights it had
+before; then sleep must free vLLM's memory and waking must give the same log-probs), then generation through coa's engines (HFEngine runs the LoRA policy unmerged; VLLMEngine
 takes the merged weights by `sync_weights`, as in training), an SFT step (the loss tokens' log-probs,
 backward, AdamW), and a GRPO step (Lightning + RolloutCallback + GRPOModule, one step = rollouts +
 update) with each engine. Peak memory is torch's peak allocated on the GPU (vLLM's included: it runs in
@@ -38,7 +40,8 @@ from pathlib import Path
 from coa.rewards.base import Reward
 
 ROOT = Path(__file__).resolve().parents[1]
-SECTIONS = ("gen-hf", "sft", "grpo-hf", "gen-vllm", "grpo-vllm")  # vLLM's (slow to start) last
+SECTIONS = ("sync-vllm", "gen-hf", "sft", "grpo-hf", "gen-vllm", "grpo-vllm")  # the sync check first: it matters most
+SYNC_MEAN_TOL = 0.05  # mean |log p vLLM - log p policy| over the completion's tokens (bf16 kernels differ this much)
 VLLM_MISSING = "skipped: vLLM is not installed (pip install 'coa[vllm]' on a CUDA machine)"
 
 
@@ -215,6 +218,7 @@ def run_grpo(engine_name: str, model_dir: Path, shape: Shape, args: argparse.Nam
     import lightning as L
 
     from coa.callbacks.rollout import RolloutCallback
+    from coa.callbacks.weight_sync import WeightSync
     from coa.datamodules.prompts import PromptDataModule
     from coa.modules.grpo import GRPOModule
     from coa.rollout.environments import RealEnvironment
@@ -241,13 +245,13 @@ def run_grpo(engine_name: str, model_dir: Path, shape: Shape, args: argparse.Nam
     rollout = RolloutCallback(
         RealEnvironment(UnavailableTool()), reward=f"{__name__}.LengthModReward", group_size=shape.grpo_group,
         max_actions=0, max_turn_tokens=shape.grpo_new_tokens, max_response_tokens=shape.grpo_new_tokens,
-        temperature=1.0, engine=engine_name, engine_args=engine_args, samples_every_n_steps=0,
+        truncation="reward", temperature=1.0, engine=engine_name, engine_args=engine_args, samples_every_n_steps=0,
     )
     trainer = L.Trainer(
         max_steps=shape.warmup_steps + shape.measured_steps + 1,  # one more start closes the last measured step
         accelerator="gpu" if device_of() == "cuda" else "cpu", devices=1, logger=False, enable_checkpointing=False,
         enable_progress_bar=False, enable_model_summary=False, num_sanity_val_steps=0, limit_val_batches=0,
-        callbacks=[StepStart(), rollout, RolloutEnd()],
+        callbacks=[StepStart(), rollout, RolloutEnd(), WeightSync()],
     )
     trainer.fit(module, datamodule=data)
     gaps = [b - a for a, b in zip(starts, starts[1:])][shape.warmup_steps:]
@@ -258,6 +262,79 @@ def run_grpo(engine_name: str, model_dir: Path, shape: Shape, args: argparse.Nam
             "detail": f"{shape.grpo_prompts} prompts x {shape.grpo_group} = {episodes} episodes x "
                       f"{shape.grpo_new_tokens} new tokens; rollouts {share:.0%} of the step "
                       f"(median of {len(gaps)} steps)"}
+
+
+def run_sync_check(model_dir: Path, shape: Shape, args: argparse.Namespace) -> dict:
+    """vLLM's log-probs of fixed completions after `sync_weights`, against the policy's: full fine-tuning, then LoRA.
+
+    Each policy is moved away from the weights on disk (a random step for full fine-tuning; drawn B matrices for
+    LoRA), so a sync that never reaches vLLM leaves its log-probs at the old weights: `before` shows how far
+    those are, and the check needs `after` under SYNC_MEAN_TOL and under a fifth of `before`. Then the engine
+    sleeps (the memory it frees is measured) and wakes: the log-probs must come back the same.
+    """
+    import torch
+
+    from coa.policy import LoraSettings, Policy
+    from coa.rollout.engines.vllm import VLLMEngine
+
+    device = device_of()
+    g = torch.Generator().manual_seed(0)
+    low = 8
+    sequences = torch.randint(low, shape.tokenizer_vocab, (4, 2 * shape.gen_prompt_tokens), generator=g)
+    completion = shape.gen_prompt_tokens  # log-probs compared on the second half of each sequence
+    engine = None
+    lines, passed = [], True
+    for name, lora in (("full", None), ("lora", LoraSettings(r=16, alpha=32))):
+        policy = Policy(str(model_dir), dtype=shape.dtype, lora=lora).to(device).eval()
+        engine = engine or VLLMEngine.from_policy(policy, **vllm_settings(shape, args))
+        before = engine_logprobs(engine, sequences, completion)  # the weights vLLM holds now (disk, or the last sync)
+        move_away(policy, g)
+        expected = policy_logprobs(policy, sequences.to(device), completion)
+        engine.sync_weights(policy)
+        after = engine_logprobs(engine, sequences, completion)
+        gap_before, gap_after = (before - expected).abs().mean().item(), (after - expected).abs().mean().item()
+        ok = gap_after < SYNC_MEAN_TOL and gap_after < gap_before / 5
+        passed &= ok
+        lines.append(f"{name}: mean |vLLM - policy| {gap_after:.4f} after sync, {gap_before:.4f} before "
+                     f"(max {(after - expected).abs().max().item():.3f}) {'ok' if ok else 'FAILED'}")
+        del policy
+    free_before = torch.cuda.mem_get_info()[0] if device == "cuda" else 0
+    engine.sleep()
+    freed = (torch.cuda.mem_get_info()[0] - free_before) / 2**30 if device == "cuda" else 0.0
+    woken = engine_logprobs(engine, sequences, completion)
+    same = (woken - after).abs().max().item() < 1e-3
+    passed &= same and (freed > 0 or not engine.settings.enable_sleep_mode)
+    lines.append(f"sleep freed {freed:.2f} GiB; log-probs after waking {'the same' if same else 'DIFFER'}")
+    return {"value": "passed" if passed else "FAILED", "detail": "; ".join(lines)}
+
+
+def move_away(policy, generator) -> None:
+    """Moves the policy's outputs away from the weights on disk: a random step, or (LoRA) drawn B matrices."""
+    import torch
+
+    with torch.no_grad():
+        for name, p in policy.model.named_parameters():
+            if policy.lora is None:
+                p.add_(p.abs().mean() * torch.randn(p.shape, generator=generator).to(p))
+            elif "lora_B" in name:
+                p.copy_(0.2 * torch.randn(p.shape, generator=generator).to(p))
+
+
+def policy_logprobs(policy, sequences, completion: int):
+    import torch
+
+    targets = torch.zeros(sequences.shape[0], sequences.shape[1] - 1, dtype=torch.long, device=sequences.device)
+    targets[:, completion - 1:] = 1
+    with torch.no_grad():
+        flat = policy.target_logprobs(sequences, torch.ones_like(sequences), targets)
+    return flat.view(sequences.shape[0], -1).float().cpu()
+
+
+def engine_logprobs(engine, sequences, completion: int):
+    import torch
+
+    rows = engine.token_logprobs(sequences.tolist())
+    return torch.tensor([row[completion - 1:] for row in rows])
 
 
 def vllm_settings(shape: Shape, args: argparse.Namespace) -> dict:
@@ -273,7 +350,9 @@ def worker(args: argparse.Namespace) -> None:
         result = {"value": VLLM_MISSING}
     else:
         engine = section.split("-")[1] if "-" in section else ""
-        if section.startswith("gen"):
+        if section == "sync-vllm":
+            result = run_sync_check(model_dir, shape, args)
+        elif section.startswith("gen"):
             result = run_generation(engine, model_dir, shape, args)
         elif section == "sft":
             result = run_sft(model_dir, shape, args)
@@ -341,6 +420,7 @@ def run_section(section: str, model_dir: Path, args: argparse.Namespace, timeout
 
 
 ROW_NAMES = {
+    "sync-vllm": "weight sync into vLLM: log-probs equal the policy's (full, LoRA), sleep and wake",
     "gen-hf": "generation, coa HFEngine (LoRA unmerged)",
     "gen-vllm": "generation, coa VLLMEngine (LoRA merged by sync_weights)",
     "sft": "SFT step (LoRA)",

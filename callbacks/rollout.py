@@ -14,7 +14,7 @@ from coa.rollout.engines.hf import HFEngine
 from coa.rollout.engines.streams import RowStreams, episode_seed
 from coa.formats.action_format import action_format as tags_of
 from coa.modules.step_metrics import log_step_metrics
-from coa.rewards.base import reward_from_config
+from coa.rewards.base import Reward, reward_from_config
 from coa.rewards.em import exact_match
 from coa.rollout.batch import collate_rollouts
 from coa.rollout.environments import Environment
@@ -22,6 +22,7 @@ from coa.rollout.runner import Rollout, RolloutRunner, RolloutSettings
 
 
 SUMMED_SUFFIXES = ("_calls", "_errors", "_probes", "tokens_per_s")  # counts (and throughput) add up over processes
+TRUNCATION = ("zero", "no_loss", "reward")
 
 
 class RolloutCallback(L.Callback):
@@ -38,11 +39,17 @@ class RolloutCallback(L.Callback):
         group_size: episodes per prompt (G). Paper: 5.
         action_format: the tags (a built-in name or a mapping).
         max_actions: environment calls per episode before the budget message. Paper: 10.
-        max_turn_tokens: new tokens per generation call.
-        max_response_tokens: all response tokens of an episode.
+        max_turn_tokens: new tokens per generation call (a turn that reaches it goes on in the next call).
+        max_response_tokens: all response tokens of an episode; one that runs out of them is truncated.
+        truncation: what a truncated episode (out of response tokens before it ended) trains on: "zero" (reward 0,
+            whatever it wrote: an answer boxed before the budget ran out earns nothing, so running on is never
+            rewarded), "no_loss" (its tokens get no loss; its reward still counts in its group's mean and std, as
+            DAPO's overlong filtering) or "reward" (scored as any other, as AutoCoA's release does).
         temperature: sampling temperature. Paper: 0.6.
         top_p: nucleus sampling.
-        engine: "hf" (transformers generate; CPU or GPU) or "vllm" (colocated vLLM, `coa[vllm]`, CUDA).
+        engine: "hf" (transformers generate; CPU or GPU) or "vllm" (colocated vLLM, `coa[vllm]`, CUDA; it needs
+            the WeightSync callback, which pushes the weights after optimizer steps; the engine sleeps after each
+            batch's rollouts, freeing its GPU memory for the update, and wakes for the next).
         engine_args: extra constructor arguments of the engine (vLLM: gpu_memory_utilization, ...).
         generation_batch_size: prompts per HF generate call.
         seed: seeds the rollouts' sampling and the environment's draws.
@@ -59,6 +66,7 @@ class RolloutCallback(L.Callback):
         max_actions: int = 5,
         max_turn_tokens: int = 128,
         max_response_tokens: int = 512,
+        truncation: str = "zero",
         temperature: float = 1.0,
         top_p: float = 1.0,
         engine: str = "hf",
@@ -72,18 +80,21 @@ class RolloutCallback(L.Callback):
             raise ValueError(f"RolloutCallback.group_size={group_size} must be >= 1 (GRPO needs >= 2 to learn)")
         if engine not in ("hf", "vllm"):
             raise ValueError(f"RolloutCallback.engine={engine!r} must be 'hf' or 'vllm'")
+        if truncation not in TRUNCATION:
+            raise ValueError(f"RolloutCallback.truncation={truncation!r} must be one of {', '.join(TRUNCATION)}")
         self.environment = environment
         self.reward = reward_from_config(reward)
         self.group_size = group_size
         self.fmt = tags_of(action_format)
         self.settings = RolloutSettings(max_actions, max_turn_tokens, max_response_tokens, temperature, top_p)
+        self.truncation = truncation
         self.engine_name, self.engine_args = engine, dict(engine_args or {})
         self.generation_batch_size = generation_batch_size
         self.samples_every_n_steps, self.num_samples = samples_every_n_steps, num_samples
         self.seed = seed
         self.engine: GenerationEngine | None = None
         self.runner: RolloutRunner | None = None
-        self._synced_step = -1
+        self.synced_step: int | None = None  # the optimizer step whose weights the engine holds; None: from disk
 
     def setup(self, trainer: L.Trainer, pl_module: L.LightningModule, stage: str) -> None:
         if self.runner is not None:
@@ -99,24 +110,40 @@ class RolloutCallback(L.Callback):
             return VLLMEngine.from_policy(policy, **self.engine_args)
         return HFEngine(policy.model, policy.tokenizer, batch_size=self.generation_batch_size, **self.engine_args)
 
+    def on_fit_start(self, trainer: L.Trainer, pl_module: L.LightningModule) -> None:
+        from coa.callbacks.weight_sync import WeightSync
+
+        if self.engine is not None and self.engine.holds_own_weights:
+            if not any(isinstance(c, WeightSync) for c in trainer.callbacks):
+                raise ValueError(
+                    f"RolloutCallback.engine={self.engine_name!r} keeps its own copy of the weights, and no "
+                    "coa.callbacks.weight_sync.WeightSync callback pushes the trained ones to it: every rollout would "
+                    "come from the starting weights. Add `- class_path: coa.callbacks.weight_sync.WeightSync` to "
+                    "trainer.callbacks (configs/rl2.yaml has it)"
+                )
+
     def sync_weights(self, policy, step: int) -> None:
-        """Makes the engine generate with the policy's weights of optimizer step `step` (once per step)."""
-        if self.engine is not None and self._synced_step != step:
+        """Makes the engine generate with the policy's weights of optimizer step `step`."""
+        if self.engine is not None:
             self.engine.sync_weights(policy)
-            self._synced_step = step
+            self.synced_step = step
 
     def on_train_batch_start(self, trainer: L.Trainer, pl_module: L.LightningModule, batch: list, batch_idx: int) -> None:
-        self.sync_weights(pl_module.policy, trainer.global_step)
+        if self.synced_step is None:  # the engine loaded the weights on disk; a resumed run's differ (WeightSync syncs after)
+            self.sync_weights(pl_module.policy, trainer.global_step)
         self.environment.set_step(trainer.global_step)
         items = [item for item in batch for _ in range(self.group_size)]  # a prompt's group stays together
         start = time.perf_counter()
         streams = self.episode_streams(batch, trainer.global_step, trainer.global_rank)
         rollouts = self.runner.run([i.prompt_ids for i in items], [i.golds for i in items], streams)
+        self.engine.sleep()  # the update's turn: vLLM frees its weights and KV cache until the next sync/rollouts
         generation_s = time.perf_counter() - start
         texts = [self.runner.text(r) for r in rollouts]
-        rewards = self.reward(texts, [i.golds for i in items], [i.prompt_text for i in items])
+        scores = score_rollouts(self.reward, self.runner, rollouts, items, texts)
+        rewards, trained = for_truncation(scores, [r.truncated for r in rollouts], self.truncation)
         pl_module.rollouts = collate_rollouts(
-            rollouts, rewards, self.group_size, pl_module.policy.tokenizer.pad_token_id, self.settings.temperature
+            rollouts, rewards, self.group_size, pl_module.policy.tokenizer.pad_token_id, self.settings.temperature,
+            trained,
         )
         self._log(pl_module, rollouts, texts, items, rewards, generation_s)
         if self.samples_every_n_steps and trainer.global_step % self.samples_every_n_steps == 0:
@@ -173,3 +200,27 @@ class RolloutCallback(L.Callback):
                 f"RolloutCallback.seed={self.seed}, but the checkpoint was written with seed {state_dict['seed']}: "
                 "resume with the seed it was trained with (or start afresh) so the rollouts continue where they were"
             )
+
+
+def score_rollouts(reward: Reward, runner: RolloutRunner, rollouts: list[Rollout], items: list, texts: list[str]) -> list[float]:
+    """The reward of each episode. A reward that scores the decoded sequence (`Reward.scores_decoded_sequence`, as
+    `autocoa` does, after AutoCoA's release) gets prompt and response as one `decode` of their ids gives them, the
+    end-of-sequence token's text included; others get `texts` (the response without it) and the prompt's text."""
+    golds = [i.golds for i in items]
+    if reward.scores_decoded_sequence:
+        prompts, responses = zip(*(runner.decoded(r) for r in rollouts)) if rollouts else ((), ())
+        return reward(list(responses), golds, list(prompts))
+    return reward(texts, golds, [i.prompt_text for i in items])
+
+
+def for_truncation(rewards: list[float], truncated: list[bool], truncation: str) -> tuple[list[float], list[bool] | None]:
+    """(rewards, which episodes get loss or None for all) under a `RolloutCallback.truncation` setting.
+
+    >>> for_truncation([1.0, 1.0], [True, False], "zero"), for_truncation([1.0, 1.0], [True, False], "no_loss")
+    (([0.0, 1.0], None), ([1.0, 1.0], [False, True]))
+    """
+    if truncation == "zero":
+        return [0.0 if t else r for r, t in zip(rewards, truncated)], None
+    if truncation == "no_loss":
+        return list(rewards), [not t for t in truncated]
+    return list(rewards), None

@@ -1,4 +1,4 @@
-"""Pushes the policy's weights into every rollout engine after each optimizer step (vLLM holds its own copy)."""
+"""Pushes the policy's weights into every rollout engine that keeps its own copy (vLLM) after optimizer steps."""
 
 from __future__ import annotations
 
@@ -8,10 +8,14 @@ from coa.callbacks.rollout import RolloutCallback
 
 
 class WeightSync(L.Callback):
-    """After every `every_n_steps` optimizer steps, `engine.sync_weights(policy)` for each RolloutCallback's engine.
+    """Once at least `every_n_steps` optimizer steps were taken since a RolloutCallback's engine last got the
+    weights, `engine.sync_weights(policy)` (after the step, before the next rollouts).
 
-    The HF engine shares the policy's weights (a no-op); vLLM gets the new weights (LoRA merged) so the
-    next rollouts are on-policy. RolloutCallback also syncs before generating when a step was missed.
+    This is the one place that decides when weights are pushed; the RolloutCallback pushes them itself only
+    once, before its first rollouts of a fit (its engine starts from the weights on disk). The HF engine shares
+    the policy's weights (a no-op); vLLM gets the new weights (LoRA merged into copies) so the next rollouts
+    are on-policy. With `every_n_steps` above 1 the rollouts between pushes come from older weights (the
+    importance ratio is then taken against the current policy, not the one that sampled).
 
     Args:
         every_n_steps: optimizer steps between pushes.
@@ -23,8 +27,9 @@ class WeightSync(L.Callback):
         self.every_n_steps = every_n_steps
 
     def on_train_batch_end(self, trainer: L.Trainer, pl_module: L.LightningModule, outputs, batch, batch_idx: int) -> None:
-        if trainer.global_step % self.every_n_steps:
-            return
         for callback in trainer.callbacks:
-            if isinstance(callback, RolloutCallback):
+            if isinstance(callback, RolloutCallback) and self._due(callback.synced_step, trainer.global_step):
                 callback.sync_weights(pl_module.policy, trainer.global_step)
+
+    def _due(self, synced_step: int | None, step: int) -> bool:
+        return synced_step is None or step - synced_step >= self.every_n_steps

@@ -230,12 +230,13 @@ class Policy(torch.nn.Module):
 
     def target_logprobs_and_entropy(
         self, input_ids: Tensor, attention_mask: Tensor, target_mask: Tensor, temperature: float = 1.0,
-        prompts: PromptGroups | None = None,
+        prompts: PromptGroups | None = None, entropy_grad: bool = False,
     ) -> tuple[Tensor, Tensor]:
-        """`target_logprobs` and [N] the entropy of the next-token distribution there (without gradient)."""
+        """`target_logprobs` and [N] the entropy of the next-token distribution there (with gradient only when
+        `entropy_grad`: an entropy bonus in the loss)."""
         return target_logprobs(
-            self.model, input_ids, attention_mask, target_mask, entropy=True, temperature=temperature,
-            prompts=prompts,
+            self.model, input_ids, attention_mask, target_mask, entropy="grad" if entropy_grad else True,
+            temperature=temperature, prompts=prompts,
         )
 
     def reference_target_logprobs(
@@ -300,6 +301,12 @@ class Policy(torch.nn.Module):
         if next(self._reference.parameters()).device != device:  # `Module.to` walks every tensor even when it stays
             self._reference.to(device)
         return self._reference
+
+    def offload_reference(self) -> None:
+        """Moves the full fine-tuning reference to CPU memory until `reference_model` next needs it (saves its GPU
+        memory during the update and the rollouts, at a copy each way per step)."""
+        if self._reference is not None:
+            self._reference.to("cpu")
 
     def save_pretrained(self, out_dir: str | Path) -> Path:
         """Writes a Hugging Face directory (full weights, LoRA merged in, + tokenizer) that loads as a Policy, in
@@ -384,13 +391,13 @@ class Policy(torch.nn.Module):
 
 
 def target_logprobs(
-    model: torch.nn.Module, input_ids: Tensor, attention_mask: Tensor, target_mask: Tensor, entropy: bool = False,
+    model: torch.nn.Module, input_ids: Tensor, attention_mask: Tensor, target_mask: Tensor, entropy: bool | str = False,
     temperature: float = 1.0, prompts: PromptGroups | None = None, position_ids: Tensor | None = None,
 ) -> tuple[Tensor, Tensor | None]:
     """([N] log p of the target tokens, [N] entropy there or None), the output layer run on targets only;
     logits divided by `temperature` (> 0) first. With `prompts`, each group's shared prompt is run once. With
     `position_ids` (packed rows) no 2-D mask is passed: transformers then masks each packed example off from the
-    others, by where its positions restart."""
+    others, by where its positions restart. The entropy has no gradient unless `entropy` is "grad"."""
     body, head = body_and_head(model)
     output = "logits" if head is None else "last_hidden_state"
     split = None if prompts is None else split_shared_prefix(input_ids, attention_mask, target_mask, prompts)
@@ -410,7 +417,7 @@ def target_logprobs(
     chosen = log_probs.gather(-1, input_ids[:, 1:][mask][:, None])[:, 0]
     if not entropy:
         return chosen, None
-    with torch.no_grad():
+    with torch.set_grad_enabled(entropy == "grad" and torch.is_grad_enabled()):
         return chosen, -(log_probs.exp() * log_probs).sum(-1)
 
 

@@ -10,11 +10,14 @@ from torch import Tensor
 
 from coa.distributed import global_mean_factor
 from coa.losses.grpo import AGGREGATIONS, grpo_token_loss, group_advantages, token_weights
-from coa.modules.stage import PolicyStage
+from coa.modules.stage import PolicyStage, adamw_scheduled
 from coa.modules.step_metrics import log_step_metrics
 from coa.policy import Policy
 from coa.rollout.batch import RolloutBatch
+from coa.schedules import warmup_constant
 from coa.shared_prefix import PromptGroups
+
+LR_SCHEDULES = ("cosine", "constant")
 
 
 class GRPOModule(PolicyStage):
@@ -28,15 +31,23 @@ class GRPOModule(PolicyStage):
         policy: the backbone (model + tokenizer) shared by every stage.
         lr: peak learning rate (AdamW). Paper: 7e-7 for a 7B model.
         weight_decay: AdamW weight decay.
-        warmup_steps: linear warm-up, then cosine decay to 10 % at `trainer.max_steps`.
+        warmup_steps: linear warm-up steps.
+        lr_schedule: after the warm-up, "cosine" (decay to 10 % at `trainer.max_steps`) or "constant" (AutoCoA's
+            release: verl's `warmup_style: constant`).
         clip_eps: ε of the clipped ratio.
         kl_coef: β of the KL term (0 skips the reference pass). Paper: 0.001.
-        scale_advantages: divide advantages by the group's reward std (GRPO's original form); False
-            keeps reward - group mean (Dr. GRPO, and DESIGN.md's default).
+        kl_clamp: the per-token k3 KL estimate is clamped to [-kl_clamp, kl_clamp] (verl's `low_var_kl`, the
+            release's, clamps at 10); null leaves it unclamped.
+        entropy_coef: weight of an entropy bonus (loss - entropy_coef * entropy of the policy at its own tokens,
+            with gradient); 0 leaves it out (and computes the entropy for the log only). Release: 0.001.
+        scale_advantages: divide advantages by the group's reward std (GRPO's original form, verl's and the
+            release's); False keeps reward - group mean (Dr. GRPO).
         loss_aggregation: "token_mean" (every token weighs the same) or "sequence_mean" (every sequence).
         updates_per_batch: optimizer steps per rollout batch (μ); the ratio is 1 at the first.
         micro_batch_size: sequences per forward/backward (gradients accumulate); None takes the whole batch.
         max_grad_norm: gradient clipping (manual optimisation: the trainer's gradient_clip_val cannot be used).
+        offload_reference: keep the full fine-tuning reference in CPU memory except for its pass (a 7B model on
+            one 80 GB GPU needs it: docs/gpu_memory.md); no effect with LoRA, whose reference is the base itself.
         export_dir: where the trained policy is written as a Hugging Face directory when fit ends.
         share_prompt: run each group's prompt once per forward pass and every completion of the group on its
             KV cache (`coa.shared_prefix`), in the update, old and reference passes; the log-probs are those
@@ -51,15 +62,19 @@ class GRPOModule(PolicyStage):
         lr: float = 1e-6,
         weight_decay: float = 0.0,
         warmup_steps: int = 0,
+        lr_schedule: str = "cosine",
         clip_eps: float = 0.2,
         kl_coef: float = 0.001,
-        scale_advantages: bool = False,
+        kl_clamp: float | None = 10.0,
+        entropy_coef: float = 0.0,
+        scale_advantages: bool = True,
         loss_aggregation: str = "token_mean",
         updates_per_batch: int = 1,
         micro_batch_size: int | None = None,
         max_grad_norm: float | None = 1.0,
         export_dir: str | None = None,
         share_prompt: bool = True,
+        offload_reference: bool = False,
     ) -> None:
         super().__init__()
         if loss_aggregation not in AGGREGATIONS:
@@ -68,6 +83,10 @@ class GRPOModule(PolicyStage):
             raise ValueError(f"model.updates_per_batch={updates_per_batch} must be >= 1")
         if micro_batch_size is not None and micro_batch_size < 1:
             raise ValueError(f"model.micro_batch_size={micro_batch_size} must be >= 1 or null")
+        if lr_schedule not in LR_SCHEDULES:
+            raise ValueError(f"model.lr_schedule={lr_schedule!r} must be one of {LR_SCHEDULES}")
+        if kl_clamp is not None and kl_clamp <= 0:
+            raise ValueError(f"model.kl_clamp={kl_clamp} must be positive, or null for no clamp")
         self.save_hyperparameters(ignore=["policy"])
         self.policy = policy
         self.automatic_optimization = False
@@ -80,6 +99,12 @@ class GRPOModule(PolicyStage):
     @property
     def updates_per_batch(self) -> int:
         return self.hparams.updates_per_batch
+
+    def configure_optimizers(self):
+        if self.hparams.lr_schedule == "cosine":
+            return super().configure_optimizers()
+        h = self.hparams
+        return adamw_scheduled(self.policy, h.lr, h.weight_decay, lambda step: warmup_constant(step, h.warmup_steps))
 
     def training_step(self, batch, batch_idx: int) -> Tensor:
         if self.rollouts is None:
@@ -97,6 +122,8 @@ class GRPOModule(PolicyStage):
         weights = weights * global_mean_factor(averaged_over).to(weights.device)
         old = self._old_logprobs(rollouts) if self.hparams.updates_per_batch > 1 else None
         ref = self._reference_logprobs(rollouts) if self.hparams.kl_coef > 0 else None
+        if self.hparams.offload_reference:
+            self.policy.offload_reference()
         for _ in range(self.hparams.updates_per_batch):
             stats = self._update(rollouts, advantages, weights, old, ref)
         tokens = rollouts.attention_mask.sum().float() * self.hparams.updates_per_batch
@@ -108,25 +135,29 @@ class GRPOModule(PolicyStage):
         optimizer, schedule = self.optimizers(), self.lr_schedulers()
         optimizer.zero_grad()
         totals: dict[str, Tensor] = {}
+        h = self.hparams
         for start, mb, targets, tokens in self._micro_batches(rollouts):
             logp, entropy = self.policy.target_logprobs_and_entropy(
-                mb.input_ids, mb.attention_mask, targets, rollouts.temperature, self._prompt_groups(mb)
+                mb.input_ids, mb.attention_mask, targets, rollouts.temperature, self._prompt_groups(mb),
+                entropy_grad=h.entropy_coef > 0,
             )
             rows = torch.nonzero(targets)[:, 0] + start
             out = grpo_token_loss(
                 logp, logp.detach() if old is None else old[tokens], advantages[rows],
-                None if ref is None else ref[tokens], self.hparams.clip_eps, self.hparams.kl_coef,
+                None if ref is None else ref[tokens], h.clip_eps, h.kl_coef, h.kl_clamp, entropy, h.entropy_coef,
             )
             w = weights[tokens]
             loss = (w * out.loss).sum()
             self.manual_backward(loss)
             for name, value in (("loss", loss.detach()), ("kl", (w * out.kl).sum()),
-                                ("clip_fraction", (w * out.clipped.float()).sum()), ("entropy", (w * entropy).sum())):
+                                ("clip_fraction", (w * out.clipped.float()).sum()),
+                                ("entropy", (w * entropy.detach()).sum())):
                 totals[name] = totals.get(name, 0.0) + value
-        if self.hparams.max_grad_norm:
-            self.clip_gradients(optimizer, gradient_clip_val=self.hparams.max_grad_norm, gradient_clip_algorithm="norm")
+        if h.max_grad_norm:
+            self.clip_gradients(optimizer, gradient_clip_val=h.max_grad_norm, gradient_clip_algorithm="norm")
         optimizer.step()
         schedule.step()
+        optimizer.zero_grad(set_to_none=True)  # the gradients' memory goes back before the weight sync and rollouts
         return totals
 
     def _old_logprobs(self, rollouts: RolloutBatch) -> Tensor:

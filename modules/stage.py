@@ -5,6 +5,7 @@ from __future__ import annotations
 import contextlib
 import os
 import shutil
+from collections.abc import Callable
 from pathlib import Path
 from typing import Any
 
@@ -104,15 +105,24 @@ def check_holds_trainable(module: PolicyStage, state_dict: dict[str, torch.Tenso
 def adamw_warmup_cosine(
     policy: Policy, lr: float, weight_decay: float, warmup_steps: int, max_steps: int, mixed_precision: bool = False
 ) -> dict:
-    """AdamW on the policy's trainable weights with the `warmup_cosine` schedule per step (every SFT stage's).
+    """AdamW on the policy's trainable weights with the `warmup_cosine` schedule per step (every SFT stage's)."""
+    total = max(1, max_steps) if max_steps > 0 else 10**9
+    return adamw_scheduled(
+        policy, lr, weight_decay, lambda step: warmup_cosine(step, warmup_steps, total), mixed_precision
+    )
+
+
+def adamw_scheduled(
+    policy: Policy, lr: float, weight_decay: float, multiplier: Callable[[int], float], mixed_precision: bool = False
+) -> dict:
+    """AdamW on the policy's trainable weights, the rate `lr * multiplier(step)` at each optimizer step.
 
     Not fused under mixed precision (`trainer.precision: bf16-mixed`): Lightning's mixed-precision plugin refuses
     gradient clipping with a fused optimizer."""
     params = [p for p in policy.parameters() if p.requires_grad]
     fused = fused_adamw_fits(params) and not mixed_precision
     optimizer = torch.optim.AdamW(params, lr=lr, weight_decay=weight_decay, fused=fused)
-    total = max(1, max_steps) if max_steps > 0 else 10**9
-    schedule = torch.optim.lr_scheduler.LambdaLR(optimizer, lambda step: warmup_cosine(step, warmup_steps, total))
+    schedule = torch.optim.lr_scheduler.LambdaLR(optimizer, multiplier)
     return {"optimizer": optimizer, "lr_scheduler": {"scheduler": schedule, "interval": "step"}}
 
 

@@ -25,8 +25,8 @@ def group_advantages(rewards: Tensor, group_size: int, scale_by_std: bool = Fals
     Returns:
         [N] advantages; 0 for every member of a group whose rewards are all equal.
 
-    >>> group_advantages(torch.tensor([1.0, 0.0, 0.0, 0.0, 1.0, 1.0]), 3).tolist()
-    [0.6666666865348816, -0.3333333432674408, -0.3333333432674408, 0.0, 0.0, 0.0]
+    >>> [round(a, 4) for a in group_advantages(torch.tensor([1.0, 0.0, 0.0, 1.0, 1.0, 1.0]), 3).tolist()]
+    [0.6667, -0.3333, -0.3333, 0.0, 0.0, 0.0]
     """
     if rewards.numel() % group_size:
         raise ValueError(f"{rewards.numel()} rewards do not split into groups of {group_size}")
@@ -55,10 +55,18 @@ def token_weights(seq_index: Tensor, num_sequences: int, aggregation: Aggregatio
     raise ValueError(f"loss aggregation {aggregation!r} is not one of {AGGREGATIONS}")
 
 
-def k3_kl(logprobs: Tensor, ref_logprobs: Tensor) -> Tensor:
-    """Schulman's k3 estimator of KL(π || π_ref) per token: exp(ref - logp) - (ref - logp) - 1 (>= 0, 0 when equal)."""
+def k3_kl(logprobs: Tensor, ref_logprobs: Tensor, clamp: float | None = None) -> Tensor:
+    """Schulman's k3 estimator of KL(π || π_ref) per token: exp(ref - logp) - (ref - logp) - 1 (>= 0, 0 when equal),
+    clamped to [-clamp, clamp] when given: verl's `low_var_kl`, which AutoCoA's release uses with clamp 10 (a
+    token the policy now finds far likelier than the reference does gives an exponentially large estimate; past
+    the clamp it gives none, and no gradient).
+
+    >>> k3_kl(torch.tensor([0.0]), torch.tensor([15.0]), clamp=10.0).item()
+    10.0
+    """
     delta = ref_logprobs - logprobs
-    return torch.exp(delta) - delta - 1
+    kl = torch.exp(delta) - delta - 1
+    return kl if clamp is None else kl.clamp(-clamp, clamp)
 
 
 @dataclass(frozen=True)
@@ -66,7 +74,7 @@ class GRPOTokenLoss:
     """Per-token loss and what to log about it.
 
     Args:
-        loss: [M] clipped policy-gradient loss + kl_coef * k3 KL per token.
+        loss: [M] clipped policy-gradient loss + kl_coef * k3 KL - entropy_coef * entropy per token.
         kl: [M] the k3 KL per token (zeros without a reference).
         clipped: [M] True where the clipped branch was taken (the ratio left [1-ε, 1+ε] in the adverse direction).
         ratio: [M] π / π_old per token.
@@ -85,8 +93,11 @@ def grpo_token_loss(
     ref_logprobs: Tensor | None = None,
     clip_eps: float = 0.2,
     kl_coef: float = 0.0,
+    kl_clamp: float | None = None,
+    entropy: Tensor | None = None,
+    entropy_coef: float = 0.0,
 ) -> GRPOTokenLoss:
-    """max(-A·ρ, -A·clip(ρ, 1-ε, 1+ε)) + β·KL_k3, per token, ρ = exp(logp - logp_old).
+    """max(-A·ρ, -A·clip(ρ, 1-ε, 1+ε)) + β·KL_k3 - c·H, per token, ρ = exp(logp - logp_old).
 
     Args:
         logprobs: [M] log π(token) under the policy being trained (with gradient).
@@ -95,10 +106,17 @@ def grpo_token_loss(
         ref_logprobs: [M] under the reference policy; None means no KL term.
         clip_eps: ε.
         kl_coef: β.
+        kl_clamp: the KL estimate is clamped to [-kl_clamp, kl_clamp] (None: not clamped).
+        entropy: [M] the entropy of the policy's next-token distribution at each token, with gradient (a bonus
+            that keeps the policy exploring, as verl's `entropy_coeff`); None means no entropy term.
+        entropy_coef: c.
     """
     ratio = torch.exp(logprobs - old_logprobs)
     unclipped = -advantages * ratio
     clipped = -advantages * ratio.clamp(1.0 - clip_eps, 1.0 + clip_eps)
     pg = torch.maximum(unclipped, clipped)
-    kl = k3_kl(logprobs, ref_logprobs) if ref_logprobs is not None else torch.zeros_like(logprobs)
-    return GRPOTokenLoss(pg + kl_coef * kl, kl.detach(), (clipped > unclipped).detach(), ratio.detach())
+    kl = k3_kl(logprobs, ref_logprobs, kl_clamp) if ref_logprobs is not None else torch.zeros_like(logprobs)
+    loss = pg + kl_coef * kl
+    if entropy is not None and entropy_coef:
+        loss = loss - entropy_coef * entropy
+    return GRPOTokenLoss(loss, kl.detach(), (clipped > unclipped).detach(), ratio.detach())

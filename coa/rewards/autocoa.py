@@ -114,9 +114,12 @@ def autocoa_reward(response: str, golds: str | Sequence[str] | np.ndarray, promp
 
 
 class AutoCoAReward(Reward):
-    """AutoCoA's released reward rule (`autocoa_reward`) on prompt + response."""
+    """AutoCoA's released reward rule (`autocoa_reward`) on prompt + response, as the release decodes them: one
+    `tokenizer.decode` of the prompt and response ids, special tokens and the end of sequence included (an answer
+    read by the "So," or last-sentence rules then runs into the end-of-sequence text, which the release scores)."""
 
     name = "autocoa"
+    scores_decoded_sequence = True
 
     def score(self, response: str, golds: list[str], prompt: str) -> float:
         return autocoa_reward(response, golds, prompt)

@@ -34,6 +34,8 @@ class Reward(ABC):
     """
 
     name: str = "reward"
+    scores_decoded_sequence: bool = False  # True: `score` gets prompt and response as `decode(prompt + response ids)`
+    # gives them, special tokens and the end of sequence included (AutoCoA's release scores that text)
 
     def __init__(self, format_penalty: float = 0.0, fmt: str | Mapping[str, str] | ActionFormat = "autocoa") -> None:
         is_number = isinstance(format_penalty, numbers.Real) and not isinstance(format_penalty, bool)

@@ -52,9 +52,15 @@ class RolloutBatch:
 
 
 def collate_rollouts(
-    rollouts: list[Rollout], rewards: list[float], group_size: int, pad_id: int, temperature: float = 1.0
+    rollouts: list[Rollout], rewards: list[float], group_size: int, pad_id: int, temperature: float = 1.0,
+    trained: list[bool] | None = None,
 ) -> RolloutBatch:
-    """Right-pads prompt + response of each episode; the loss mask is the policy mask on the response part."""
+    """Right-pads prompt + response of each episode; the loss mask is the policy mask on the response part.
+
+    Args:
+        trained: per episode, whether its tokens get loss (None: all do); an episode left out still counts in
+            its group's reward statistics.
+    """
     if len(rollouts) != len(rewards):
         raise ValueError(f"{len(rollouts)} rollouts but {len(rewards)} rewards")
     if len(rollouts) % group_size:
@@ -69,7 +75,8 @@ def collate_rollouts(
         p, n = len(r.prompt_ids), len(r.prompt_ids) + len(r.response_ids)
         ids[row, :n] = torch.tensor(r.prompt_ids + r.response_ids)
         attention[row, :n] = 1
-        loss[row, p:n] = torch.tensor(r.policy_mask, dtype=torch.long)
+        if trained is None or trained[row]:
+            loss[row, p:n] = torch.tensor(r.policy_mask, dtype=torch.long)
     prompt_lengths = torch.tensor([len(r.prompt_ids) for r in rollouts], dtype=torch.long)
     return RolloutBatch(
         ids, attention, loss, torch.tensor(rewards, dtype=torch.float32), group_size, temperature or 1.0, prompt_lengths

@@ -91,6 +91,9 @@ class Environment(ABC):
         `streams` holds each request's episode's random stream: an environment that draws (a simulated
         observation, a real-or-simulated choice) draws from the request's own, so an episode's observations do
         not depend on the episodes beside it. None: streams from seed 0.
+
+        The rollout asks on every turn, with an empty list too: an environment that generates must then still
+        call its engine (a collective call under tensor parallelism, `GenerationEngine.any_active`).
         """
 
     def count(self, key: str, value: float = 1.0) -> None:
@@ -122,6 +125,8 @@ class RealEnvironment(Environment):
         self.tool = tool if isinstance(tool, Tool) else tool_from_config(tool)
 
     def respond(self, requests: list[ActionRequest], streams: RowStreams | None = None) -> list[Observation]:
+        if not requests:
+            return []
         texts, failed = call_tool(self.tool, [r.query for r in requests])
         self.count("real_calls", len(requests))
         self.count("tool_errors", sum(failed))
@@ -179,8 +184,6 @@ class SimulatedEnvironment(Environment):
         self.fidelity_share = fidelity_share
 
     def respond(self, requests: list[ActionRequest], streams: RowStreams | None = None) -> list[Observation]:
-        if not requests:
-            return []
         streams = as_streams(streams, len(requests))
         b = self._bound()
         opener = b.tokenizer.encode(" " + b.fmt.observation_open, add_special_tokens=False)
@@ -189,7 +192,10 @@ class SimulatedEnvironment(Environment):
             max_new_tokens=self.max_observation_tokens, temperature=b.temperature, top_p=b.top_p,
             stop_strings=(b.fmt.observation_close,), stop_token_ids=b.stop_token_ids or end_of_sequence_ids(b.tokenizer),
         )
+        # called with no request too: under tensor parallelism every process takes part in every generate call
         generations = b.engine.generate([r.context_ids + opener for r in requests], settings, streams)
+        if not requests:
+            return []
         observations = []
         for g in generations:
             if g.finish_reason == "stop":
@@ -288,8 +294,8 @@ class MixedEnvironment(Environment):
         real_idx = [i for i, r in enumerate(is_real) if r]
         sim_idx = [i for i, r in enumerate(is_real) if not r]
         out: list[Observation | None] = [None] * len(requests)
-        for idx, env in ((real_idx, self.real), (sim_idx, self.simulated)):
-            for i, obs in zip(idx, env.respond([requests[i] for i in idx], streams.select(idx)) if idx else []):
+        for idx, env in ((real_idx, self.real), (sim_idx, self.simulated)):  # both asked, even with none (collective)
+            for i, obs in zip(idx, env.respond([requests[i] for i in idx], streams.select(idx))):
                 out[i] = obs
         return out  # type: ignore[return-value]
 

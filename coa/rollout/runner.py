@@ -8,7 +8,7 @@ import torch
 from transformers import PreTrainedTokenizerBase
 
 from coa.rollout.engines.base import Generation, GenerationEngine, SamplingSettings
-from coa.rollout.engines.stop import end_of_sequence_ids
+from coa.rollout.engines.stop import cut_ids_at_text, end_of_sequence_ids, first_stop
 from coa.rollout.engines.streams import RowStreams, as_streams
 from coa.formats.action_format import AUTOCOA, ActionFormat
 from coa.rollout.environments import ActionRequest, Binding, Environment, Observation, RealEnvironment
@@ -24,14 +24,19 @@ class Rollout:
     Args:
         prompt_ids: [P] the prompt.
         response_ids: [R] everything after the prompt: the policy's tokens and the observations.
-        policy_mask: [R] 1 on tokens the policy generated, 0 on observation tokens the environment appended.
+        policy_mask: [R] 1 on tokens the policy sampled; 0 on observation tokens the environment appended and on
+            the re-encoded piece of a token a stop string ended inside (`Generation.unsampled`).
         golds: the question's gold answers (for rewards and fidelity statistics).
         actions: the tool arguments the policy issued, in order (past the budget too).
         tool_calls: how many of them the environment answered (those within the budget).
         real_calls / simulated_calls: of those, answered by the real tool / written by the policy.
         tool_errors: real calls that failed (the failure text is the observation).
         observations: the observation texts, in order.
-        truncated: True when it ran out of turns or tokens before finishing.
+        truncated: True when it ran out of response tokens (or turns) before finishing.
+        segment_start: where in `response_ids` the policy's current stretch of text began (after the last
+            observation): an action is read from the whole stretch, which may span turns.
+        turn_cut: the last turn stopped at `max_turn_tokens` with response budget left: the next turn goes on
+            with the same stretch.
     """
 
     prompt_ids: list[int]
@@ -46,6 +51,8 @@ class Rollout:
     observations: list[str] = field(default_factory=list)
     truncated: bool = False
     done: bool = False
+    segment_start: int = 0
+    turn_cut: bool = False
 
     def append(self, tokens: list[int], from_policy: bool) -> None:
         self.response_ids += tokens
@@ -60,7 +67,8 @@ class RolloutSettings:
     Args:
         max_actions: actions the environment answers; the next one gets the budget message and the
             policy must answer.
-        max_turn_tokens: new tokens per generation call.
+        max_turn_tokens: new tokens per generation call; a turn that reaches it goes on in the next call while
+            the episode has response tokens left (it does not end the episode).
         max_response_tokens: all response tokens (policy + observations) of an episode.
         temperature: 0 is greedy.
         top_p: nucleus sampling when temperature > 0.
@@ -116,9 +124,11 @@ class RolloutRunner:
         rollouts = [Rollout(prompt_ids=list(p), golds=tuple(golds[i]) if golds else ()) for i, p in enumerate(prompts)]
         streams = as_streams(generator, len(rollouts))
         with self.engine.session():
-            for _ in range(self.settings.max_actions + 2):
+            for _ in range(self.max_turns()):
                 active = [i for i, r in enumerate(rollouts) if not r.done]
-                if not active:
+                # a collective engine (vLLM under tensor parallelism) needs every process in every call: the
+                # loop ends only when no process of its group has an episode left
+                if not self.engine.any_active(bool(active)):
                     break
                 waiting = self._generate_turn([rollouts[i] for i in active], streams.select(active))
                 self._observe(waiting)
@@ -127,18 +137,34 @@ class RolloutRunner:
                 r.done, r.truncated = True, True
         return rollouts
 
+    def max_turns(self) -> int:
+        """Generation calls an episode may take: one per answered action, the budget message and the answer, plus
+        one per `max_turn_tokens` of the response budget (a turn that reaches it goes on in the next call)."""
+        s = self.settings
+        return s.max_actions + 2 + -(-s.max_response_tokens // max(1, s.max_turn_tokens))
+
     def text(self, rollout: Rollout) -> str:
         """The response as text without its end-of-sequence/turn token; special tokens are kept, since tags
         added as special tokens (the usual HF recipe) would otherwise vanish."""
         ids = [t for t in rollout.response_ids if t not in self.stop_token_ids]
         return self.tokenizer.decode(ids, skip_special_tokens=False)
 
+    def decoded(self, rollout: Rollout) -> tuple[str, str]:
+        """(prompt, response) as one `tokenizer.decode(prompt + response)` gives them, special tokens and the end of
+        sequence included: the text AutoCoA's release scores (its reward manager decodes the sequence whole)."""
+        whole = self.tokenizer.decode(rollout.prompt_ids + rollout.response_ids)
+        prompt = self.tokenizer.decode(rollout.prompt_ids)
+        if whole.startswith(prompt):
+            return prompt, whole[len(prompt):]
+        return prompt, self.tokenizer.decode(rollout.response_ids)
+
     def _generate_turn(self, active: list[Rollout], streams: RowStreams) -> list[tuple[Rollout, str, torch.Generator]]:
-        """Generates one turn for every active episode; returns those that stopped on an action, with its argument
-        and the episode's stream.
+        """Generates one turn for every active episode (none: the call still happens, for collective engines);
+        returns those that stopped on an action, with its argument and the episode's stream.
 
         Every call asks for `max_turn_tokens` and each episode's turn is then cut to its own token budget, so no
-        episode's turn depends on another's budget (nor its draws on which episodes share the call)."""
+        episode's turn depends on another's budget (nor its draws on which episodes share the call). A turn that
+        reached `max_turn_tokens` with budget left goes on in the next call."""
         s = self.settings
         settings = SamplingSettings(
             max_new_tokens=s.max_turn_tokens, temperature=s.temperature, top_p=s.top_p,
@@ -148,21 +174,46 @@ class RolloutRunner:
         waiting = []
         for row, (r, g) in enumerate(zip(active, outputs)):
             g = cut_to_budget(self.tokenizer, g, max(1, s.max_response_tokens - len(r.response_ids)))
-            r.append(g.token_ids, from_policy=True)
-            action = self._action(g)
+            if r.turn_cut:
+                g = self._stop_across_turns(r, g)
+            sampled = len(g.token_ids) - g.unsampled
+            r.append(g.token_ids[:sampled], from_policy=True)
+            r.append(g.token_ids[sampled:], from_policy=False)  # a cut token's re-encoded piece: never sampled
+            out_of_budget = len(r.response_ids) >= s.max_response_tokens
+            r.turn_cut = g.finish_reason == "length" and not out_of_budget
+            if r.turn_cut:
+                continue
+            action = self._action(r, g)
             if action is None:
                 r.done = True
                 r.truncated = g.finish_reason == "length"
-            elif len(r.response_ids) >= s.max_response_tokens:
+            elif out_of_budget:
                 r.done, r.truncated = True, True
             else:
                 waiting.append((r, action, streams.generators[row]))
         return waiting
 
-    def _action(self, g: Generation) -> str | None:
+    def _stop_across_turns(self, r: Rollout, g: Generation) -> Generation:
+        """`g` cut where the action's close string ends when it began in the previous (cut) turn, which the engine,
+        seeing only this turn's text, could not find; `g` itself otherwise."""
+        close = self.fmt.action_close
+        before = self.tokenizer.decode(r.response_ids[r.segment_start:], skip_special_tokens=False)
+        tail = before[-(len(close) - 1):] if len(close) > 1 else ""
+        hit = first_stop(tail + g.text, (close,))
+        if hit is None or hit[0] - len(close) >= len(tail):  # none, or wholly in this turn (the engine stopped there)
+            return g
+        keep = hit[0] - len(tail)
+        kept, unsampled = cut_ids_at_text(self.tokenizer, g.token_ids, keep)
+        return Generation(kept, g.text[:keep], "stop", close, unsampled)
+
+    def _action(self, r: Rollout, g: Generation) -> str | None:
+        """The argument of the action that closed this turn (read from the whole stretch since the last
+        observation), "" for a close with no open, or None where the turn did not stop on the close string."""
         if g.finish_reason != "stop":
             return None
-        return self.fmt.last_action(g.text) or ""
+        stretch = r.response_ids[r.segment_start:]
+        text = g.text if len(stretch) == len(g.token_ids) else self.tokenizer.decode(stretch, skip_special_tokens=False)
+        return self.fmt.last_action(text) or ""
 
     def _observe(self, waiting: list[tuple[Rollout, str, torch.Generator]]) -> None:
         """Sends every pending action of the batch to the environment in one call; past the budget, answers for it."""
@@ -177,7 +228,9 @@ class RolloutRunner:
                 asked.append(r)
                 asked_streams.append(stream)
                 requests.append(ActionRequest(r.prompt_ids + r.response_ids, action, r.golds))
-        observations = self.environment.respond(requests, RowStreams(asked_streams)) if requests else []
+        # asked even with no request: an environment that generates (the policy simulating the tool) must take part
+        # in every turn of a collective engine
+        observations = self.environment.respond(requests, RowStreams(asked_streams))
         for r, observation in zip(asked, observations):
             r.tool_calls += 1
             r.real_calls += observation.source == "real"
@@ -191,6 +244,7 @@ class RolloutRunner:
         if ids is None:
             ids = self.tokenizer.encode(self.fmt.format_observation(observation.text), add_special_tokens=False)
         r.append(ids, from_policy=False)
+        r.segment_start = len(r.response_ids)
 
 
 def cut_to_budget(tokenizer: PreTrainedTokenizerBase, g: Generation, budget: int) -> Generation:
@@ -198,7 +252,9 @@ def cut_to_budget(tokenizer: PreTrainedTokenizerBase, g: Generation, budget: int
     if len(g.token_ids) <= budget:
         return g
     kept = g.token_ids[:budget]
-    return Generation(kept, tokenizer.decode(kept, skip_special_tokens=False, clean_up_tokenization_spaces=False), "length")
+    unsampled = max(0, g.unsampled - (len(g.token_ids) - budget))
+    text = tokenizer.decode(kept, skip_special_tokens=False, clean_up_tokenization_spaces=False)
+    return Generation(kept, text, "length", None, unsampled)
 
 
 class UnavailableTool(Tool):

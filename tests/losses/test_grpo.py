@@ -86,3 +86,21 @@ def test_observation_positions_get_zero_gradient():
     (token_weights(seq, 1, "token_mean") * out.loss).sum().backward()
     assert logits.grad[0, 1].abs().sum() == 0 and logits.grad[0, 2].abs().sum() == 0
     assert logits.grad[0, 0].abs().sum() > 0 and logits.grad[0, 4].abs().sum() > 0
+
+
+def test_the_kl_estimate_is_clamped_at_ten_as_the_releases_low_var_kl():
+    # ref - logp = 12: exp(12) - 12 - 1 = 162741.79 unclamped; verl's low_var_kl (AutoCoA's) clamps it to 10
+    logp, ref = torch.tensor([0.0, 0.0], requires_grad=True), torch.tensor([12.0, math.log(0.5)])
+    assert k3_kl(logp, ref)[0].item() == pytest.approx(math.exp(12) - 13, rel=1e-6)
+    out = grpo_token_loss(logp, logp.detach(), torch.zeros(2), ref_logprobs=ref, kl_coef=0.1, kl_clamp=10.0)
+    assert out.kl.tolist() == pytest.approx([10.0, 0.193147], abs=1e-6)
+    out.loss.sum().backward()
+    assert logp.grad[0].item() == 0.0 and logp.grad[1].item() != 0.0  # past the clamp the estimate has no gradient
+
+
+def test_the_entropy_bonus_subtracts_its_coefficient_times_the_entropy():
+    # on-policy, A = 1: pg = -1; entropy 2.0 with c = 0.001 -> -1 - 0.002
+    logp = torch.tensor([-0.5])
+    out = grpo_token_loss(logp, logp, torch.tensor([1.0]), entropy=torch.tensor([2.0]), entropy_coef=0.001)
+    assert out.loss.item() == pytest.approx(-1.002, abs=1e-7)
+    assert grpo_token_loss(logp, logp, torch.tensor([1.0]), entropy=torch.tensor([2.0])).loss.item() == -1.0

@@ -31,10 +31,15 @@ def fixed_batch(pad: int) -> RolloutBatch:
     return RolloutBatch(ids, attention, loss, torch.tensor([1.0, 0.0, 0.5, 0.5]), group_size=2)
 
 
-def run_one_step(module: GRPOModule, batch: RolloutBatch) -> float:
-    """One training step outside a Trainer: the module's optimizer and schedule, set up by hand."""
+def run_one_step(module: GRPOModule, batch: RolloutBatch, grads: dict | None = None) -> float:
+    """One training step outside a Trainer: the module's optimizer and schedule, set up by hand. `grads` gets the
+    gradients each optimizer step took (the module frees them right after)."""
     config = module.configure_optimizers()
     optimizer, schedule = config["optimizer"], config["lr_scheduler"]["scheduler"]
+    if grads is not None:
+        step = optimizer.step
+        optimizer.step = lambda: (grads.update(
+            {n: p.grad.clone() for n, p in module.policy.named_parameters() if p.grad is not None}), step())
     module.optimizers = lambda: optimizer
     module.lr_schedulers = lambda: schedule
     module.manual_backward = lambda loss: loss.backward()
@@ -44,7 +49,7 @@ def run_one_step(module: GRPOModule, batch: RolloutBatch) -> float:
 
 
 def test_on_policy_loss_is_minus_the_mean_advantage_over_policy_tokens(small_model_dir):
-    module = GRPOModule(Policy(str(small_model_dir)), lr=0.0, kl_coef=0.0, max_grad_norm=None)
+    module = GRPOModule(Policy(str(small_model_dir)), lr=0.0, kl_coef=0.0, max_grad_norm=None, scale_advantages=False)
     module._trainer = type("T", (), {"max_steps": 1})()
     batch = fixed_batch(module.policy.tokenizer.pad_token_id)
     # advantages: group 1 -> [0.5, -0.5], group 2 -> [0, 0]; loss tokens per row: 3, 2, 3, 1 (targets of positions >= 1)
@@ -128,6 +133,72 @@ def test_rl1_makes_no_real_tool_call_and_logs_simulation_fidelity(small_world, s
     assert all(0.0 <= f <= 1.0 for f in logged(root, "env/sim_fidelity"))
 
 
+def test_an_entropy_bonus_has_the_gradient_of_minus_its_coefficient_times_the_entropy(small_model_dir):
+    results = []
+    for coef in (0.0, 0.5):
+        module = GRPOModule(Policy(str(small_model_dir)), lr=0.0, kl_coef=0.0, entropy_coef=coef, max_grad_norm=None)
+        module._trainer = type("T", (), {"max_steps": 1})()
+        batch = fixed_batch(module.policy.tokenizer.pad_token_id)
+        batch.rewards = torch.tensor([1.0, 1.0, 0.5, 0.5])  # every advantage 0: only the bonus moves the policy
+        module.policy.zero_grad()
+        grads = {}
+        module.manual_backward = lambda loss: (loss.backward(), grads.update(
+            {n: p.grad.clone() for n, p in module.policy.named_parameters() if p.grad is not None}))
+        config = module.configure_optimizers()
+        module.optimizers, module.lr_schedulers = (lambda: config["optimizer"]), (lambda: config["lr_scheduler"]["scheduler"])
+        module._log_step = lambda *a, **k: None
+        module.rollouts = batch
+        results.append((float(module.training_step([], 0)), grads, module, batch))
+    (loss0, grads0, _, _), (loss1, grads1, module, batch) = results
+    assert loss0 == 0.0 and all(float(g.abs().max()) == 0.0 for g in grads0.values())
+    targets = batch.loss_mask[:, 1:] * batch.attention_mask[:, 1:]
+    module.policy.zero_grad()
+    _, entropy = module.policy.target_logprobs_and_entropy(batch.input_ids, batch.attention_mask, targets, entropy_grad=True)
+    (-0.5 * entropy.mean()).backward()  # token_mean of -c * H, c = 0.5
+    assert loss1 == pytest.approx(float(-0.5 * entropy.mean()), rel=1e-5)
+    for name, p in module.policy.named_parameters():
+        torch.testing.assert_close(grads1[name], p.grad, atol=1e-7, rtol=1e-4, msg=name)
+
+
+def test_a_constant_schedule_keeps_the_rate_after_warm_up(small_model_dir):
+    rates = {}
+    for schedule in ("cosine", "constant"):
+        module = GRPOModule(Policy(str(small_model_dir)), lr=0.01, warmup_steps=2, lr_schedule=schedule)
+        module._trainer = type("T", (), {"max_steps": 10})()
+        config = module.configure_optimizers()
+        optimizer, lr_schedule = config["optimizer"], config["lr_scheduler"]["scheduler"]
+        seen = []
+        for _ in range(10):
+            seen.append(optimizer.param_groups[0]["lr"])
+            optimizer.step()
+            lr_schedule.step()
+        rates[schedule] = seen
+    assert rates["constant"] == pytest.approx([0.005] + [0.01] * 9)
+    assert rates["cosine"][:2] == pytest.approx([0.005, 0.01]) and rates["cosine"][-1] < 0.002
+    with pytest.raises(ValueError, match="lr_schedule='linear' must be one of"):
+        GRPOModule(Policy(str(small_model_dir)), lr_schedule="linear")
+
+
+def test_the_modules_defaults_are_the_configs(small_model_dir):
+    import yaml
+
+    module = GRPOModule(Policy(str(small_model_dir)))
+    for stage in ("rl1", "rl2"):
+        config = yaml.safe_load((ROOT / "configs" / f"{stage}.yaml").read_text())["model"]["init_args"]
+        for key in ("scale_advantages", "kl_clamp", "entropy_coef", "lr_schedule"):
+            assert config.get(key, module.hparams[key]) == module.hparams[key], (stage, key)
+    assert module.hparams.scale_advantages is True  # the release's GRPO divides by the group's std
+
+
+def test_the_full_fine_tuning_reference_waits_in_cpu_memory(small_model_dir):
+    module = GRPOModule(Policy(str(small_model_dir)), lr=0.0, kl_coef=0.1, offload_reference=True, max_grad_norm=None)
+    module._trainer = type("T", (), {"max_steps": 1})()
+    moved = []
+    module.policy.offload_reference = lambda: moved.append(True)  # on CPU, "to CPU" moves nothing: count the calls
+    run_one_step(module, fixed_batch(module.policy.tokenizer.pad_token_id))
+    assert moved == [True] and module.policy._reference is not None
+
+
 def test_micro_batches_give_the_same_step_as_the_whole_batch(small_model_dir):
     losses = []
     for size in (None, 1):
@@ -164,8 +235,8 @@ def test_shared_prompt_step_equals_the_whole_row_step(small_model_dir, micro_bat
         seen = []
         embeddings = module.policy.model.get_input_embeddings()
         embeddings.register_forward_hook(lambda m, inputs, out: seen.append(tuple(inputs[0].shape)))
-        loss = run_one_step(module, grouped_rollouts(module.policy.tokenizer.pad_token_id))
-        grads = {name: p.grad for name, p in module.policy.named_parameters()}
+        grads: dict = {}
+        loss = run_one_step(module, grouped_rollouts(module.policy.tokenizer.pad_token_id), grads)
         results.append((loss, grads, seen[0]))
     (plain_loss, plain_grads, plain_first), (shared_loss, shared_grads, shared_first) = results
     assert plain_first[0] == (micro_batch_size or 6) and shared_first == first_forward

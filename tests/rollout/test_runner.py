@@ -1,15 +1,21 @@
 """Multi-turn rollouts: batched tool calls, observations appended as ids with no policy mask, the budget."""
 
 import pytest
+from tokenizers import Regex, Tokenizer, decoders, models, pre_tokenizers, trainers
+from transformers import PreTrainedTokenizerFast
 
 from coa.rollout.engines.base import Generation, GenerationEngine, SamplingSettings
 from coa.rollout.engines.hf import finish
 from coa.rollout.engines.stop import end_of_sequence_ids
 from coa.formats.action_format import AUTOCOA
 from coa.models.tokenizer import train_tokenizer
+from coa.rollout.batch import collate_rollouts
 from coa.rollout.runner import BUDGET_MESSAGE, RolloutRunner, RolloutSettings
 from coa.tools.base import Tool
 
+QWEN2_SPLIT = (  # Qwen2's pre-tokenizer pattern (its tokenizer.json)
+    r"(?i:'s|'t|'re|'ve|'m|'ll|'d)|[^\r\n\p{L}\p{N}]?\p{L}+|\p{N}| ?[^\s\p{L}\p{N}]+[\r\n]*|\s*[\r\n]+|\s+(?!\S)|\s+"
+)
 TEXTS = ["<think> I need Ada. <begin_search> Ada </end_search> <search_result> Ada: city Lisbon. </search_result> "
          "Ada's city Lisbon. </think> \\boxed{Lisbon}"] * 4
 
@@ -94,11 +100,74 @@ def test_a_failing_tool_becomes_an_observation(tokenizer):
     assert r.done and not r.truncated
 
 
-def test_running_out_of_turns_marks_truncated(tokenizer):
+def test_running_out_of_response_tokens_marks_truncated(tokenizer):
     a, _ = prompts(tokenizer)
-    engine = ScriptedEngine(tokenizer, {a[0]: ["<think> I need"]})
-    (r,) = RolloutRunner(engine, RecordingTool(), tokenizer).run([a])
-    assert r.truncated and r.actions == []
+    first, second = "<think> I need Ada", " and more and more and more"
+    budget = len(tokenizer.encode(first, add_special_tokens=False)) + 2
+    engine = ScriptedEngine(tokenizer, {a[0]: [first, second]})  # turns that stop at max_turn_tokens ("length")
+    (r,) = RolloutRunner(engine, RecordingTool(), tokenizer, settings=RolloutSettings(max_response_tokens=budget)).run([a])
+    assert r.truncated and r.actions == [] and len(r.response_ids) == budget and len(engine.seen) == 2
+
+
+def test_a_turn_cut_at_max_turn_tokens_goes_on_while_the_episode_has_tokens_left(tokenizer):
+    a, _ = prompts(tokenizer)
+    eos = tokenizer.eos_token
+    # the first turn reaches max_turn_tokens in the middle of its thinking; the model goes on in the next call
+    turns = ["<think> I need Ada and", " more. <begin_search> Ada </end_search>", " Lisbon. </think> \\boxed{Lisbon}" + eos]
+    engine = ScriptedEngine(tokenizer, {a[0]: turns})
+    tool = RecordingTool()
+    (r,) = RolloutRunner(engine, tool, tokenizer, settings=RolloutSettings(max_turn_tokens=8)).run([a])
+    assert tool.calls == [["Ada"]] and r.actions == ["Ada"]
+    assert (r.done, r.truncated) == (True, False)
+    runner_text = RolloutRunner(engine, tool, tokenizer).text(r)
+    assert runner_text.startswith("<think> I need Ada and more. <begin_search> Ada </end_search>")
+    assert runner_text.endswith("\\boxed{Lisbon}")
+
+
+def test_an_action_close_split_across_two_turns_is_found_and_cut(tokenizer):
+    a, _ = prompts(tokenizer)
+    eos = tokenizer.eos_token
+    turns = ["<think> I need Ada. <begin_search> Ada </end_sea", "rch> and the model wrote on", " \\boxed{Lisbon}" + eos]
+    engine = ScriptedEngine(tokenizer, {a[0]: turns})
+    tool = RecordingTool()
+    runner = RolloutRunner(engine, tool, tokenizer)
+    (r,) = runner.run([a])
+    assert tool.calls == [["Ada"]] and r.observations == ["Ada: city Lisbon."]
+    observation = AUTOCOA.format_observation("Ada: city Lisbon.")
+    assert runner.text(r) == "<think> I need Ada. <begin_search> Ada </end_search>" + observation + " \\boxed{Lisbon}"
+    assert not r.truncated
+
+
+def qwen2_like_tokenizer(texts: list[str]) -> PreTrainedTokenizerFast:
+    """A byte-level BPE split as Qwen2's tokenizer splits text (its pre-tokenizer pattern): punctuation takes the
+    line breaks after it, so ">\n\n" can be one token, as it is in Qwen's vocabulary."""
+    tokenizer = Tokenizer(models.BPE())
+    tokenizer.pre_tokenizer = pre_tokenizers.Sequence([
+        pre_tokenizers.Split(Regex(QWEN2_SPLIT), behavior="isolated"),
+        pre_tokenizers.ByteLevel(add_prefix_space=False, use_regex=False),
+    ])
+    tokenizer.decoder = decoders.ByteLevel()
+    trainer = trainers.BpeTrainer(vocab_size=300, special_tokens=["<pad>", "<eos>"],
+                                  initial_alphabet=pre_tokenizers.ByteLevel.alphabet(), show_progress=False)
+    tokenizer.train_from_iterator(texts, trainer=trainer)
+    return PreTrainedTokenizerFast(tokenizer_object=tokenizer, pad_token="<pad>", eos_token="<eos>")
+
+
+def test_a_token_the_stop_string_ends_inside_gets_no_policy_mask():
+    # AutoCoA's format writes "</end_search>\n\n"; in Qwen's tokenizer ">\n\n" is one token, as here: the stop
+    # string ends inside it, and the ">" kept in its place was never sampled
+    texts = ["<think> I need Ada. <begin_search> Ada </end_search>\n\nAda's city.\n\n</think> \\boxed{Lisbon}"] * 8
+    tok = qwen2_like_tokenizer(texts)
+    assert len(tok.encode(">\n\n", add_special_tokens=False)) == 1
+    a = tok.encode("Ada?", add_special_tokens=False)
+    engine = ScriptedEngine(tok, {a[0]: ["<think> I need Ada. <begin_search> Ada </end_search>\n\nAda", " \\boxed{x}" + tok.eos_token]})
+    (r,) = RolloutRunner(engine, RecordingTool(), tok).run([a])
+    first_turn = tok.encode("<think> I need Ada. <begin_search> Ada </end_search", add_special_tokens=False)
+    greater = tok.encode(">", add_special_tokens=False)
+    assert r.response_ids[: len(first_turn) + 1] == first_turn + greater
+    assert r.policy_mask[: len(first_turn) + 1] == [1] * len(first_turn) + [0]  # sampled tokens train, ">" does not
+    batch = collate_rollouts([r], [1.0], 1, tok.pad_token_id)
+    assert batch.loss_mask[0, len(a) + len(first_turn)] == 0 and batch.loss_mask[0, len(a)] == 1
 
 
 def test_a_turn_ends_at_the_chat_templates_end_of_turn_token_when_it_is_not_eos():

@@ -46,12 +46,16 @@ class Generation:
         text: the new text, ending with the stop string when `finish_reason` is "stop".
         finish_reason: "stop" (a stop string), "eos" (a stop token, kept as the last id) or "length".
         stop: the stop string or token that ended it, None for "length".
+        unsampled: how many of the last `token_ids` the policy did not sample: a stop string ending inside a
+            token leaves the kept part of that token re-encoded (one token or more), which the policy never
+            chose; they belong to the sequence but get no policy-gradient loss.
     """
 
     token_ids: list[int]
     text: str
     finish_reason: FinishReason
     stop: str | int | None = None
+    unsampled: int = 0
 
 
 class GenerationEngine(ABC):
@@ -83,3 +87,22 @@ class GenerationEngine(ABC):
 
     def sync_weights(self, policy: Policy) -> None:
         """Makes the engine generate with the policy's current weights (a no-op where it shares them)."""
+
+    @property
+    def holds_own_weights(self) -> bool:
+        """Whether the engine keeps a copy of the weights (so it must be synced after each optimizer step)."""
+        return False
+
+    def any_active(self, active: bool) -> bool:
+        """Whether this process or any process generating together with it still has an episode to continue.
+
+        An engine whose `generate` is collective (vLLM under tensor parallelism) asks its group: every process
+        of the group must then call `generate` on every turn, with an empty list once its own episodes are done,
+        until this says no. Elsewhere it is `active` itself."""
+        return active
+
+    def sleep(self) -> None:
+        """Frees the memory the engine holds while the trainer steps (vLLM's sleep mode); a no-op here."""
+
+    def wake_up(self) -> None:
+        """Takes back what `sleep` freed; `generate` and `sync_weights` call it themselves. A no-op here."""

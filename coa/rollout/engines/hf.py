@@ -298,8 +298,8 @@ def finish(tokenizer: PreTrainedTokenizerBase, tokens: list[int], settings: Samp
     text = tokenizer.decode(before_token, skip_special_tokens=False, clean_up_tokenization_spaces=False)
     stop = first_stop(text, settings.stop_strings)
     if stop is not None:
-        kept = cut_ids_at_text(tokenizer, before_token, stop[0])
-        return Generation(kept, text[: stop[0]], "stop", stop[1])
+        kept, unsampled = cut_ids_at_text(tokenizer, before_token, stop[0])
+        return Generation(kept, text[: stop[0]], "stop", stop[1], unsampled)
     if end_token is not None:
         kept = tokens[: end_token + 1]
         return Generation(kept, text, "eos", tokens[end_token])

@@ -19,11 +19,13 @@ def first_stop(text: str, stop_strings: tuple[str, ...]) -> tuple[int, str] | No
     return best
 
 
-def cut_ids_at_text(tokenizer: PreTrainedTokenizerBase, ids: list[int], keep_chars: int) -> list[int]:
-    """The ids that decode to exactly the first `keep_chars` characters of `decode(ids)`.
+def cut_ids_at_text(tokenizer: PreTrainedTokenizerBase, ids: list[int], keep_chars: int) -> tuple[list[int], int]:
+    """The ids that decode to exactly the first `keep_chars` characters of `decode(ids)`, and how many of the
+    last of them were not in `ids` as given (0 when the cut falls between tokens).
 
     The tokens wholly inside the kept text are kept as generated; a token that runs past the cut is
-    replaced by the encoding of its kept part alone (the prefix is never re-tokenised).
+    replaced by the encoding of its kept part alone (the prefix is never re-tokenised). Those re-encoded
+    ids were never sampled: the caller gives them no policy-gradient loss (`Generation.unsampled`).
 
     Raises:
         ValueError: the kept ids do not decode to the kept text (a tokenizer that does not round-trip).
@@ -34,10 +36,11 @@ def cut_ids_at_text(tokenizer: PreTrainedTokenizerBase, ids: list[int], keep_cha
     head = ids[:n]
     head_text = _decode(tokenizer, head)
     rest = kept_text[len(head_text):]
-    kept = head + (tokenizer.encode(rest, add_special_tokens=False) if rest else [])
+    tail = tokenizer.encode(rest, add_special_tokens=False) if rest else []
+    kept = head + tail
     if _decode(tokenizer, kept) != kept_text:
         raise ValueError(f"cut at {keep_chars} characters: the kept ids do not decode to the kept text {kept_text[-40:]!r}")
-    return kept
+    return kept, len(tail)
 
 
 def _tokens_within(tokenizer: PreTrainedTokenizerBase, ids: list[int], kept_text: str) -> int:

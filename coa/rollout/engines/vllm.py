@@ -2,11 +2,6 @@
 
 from __future__ import annotations
 
-import os
-import socket
-from collections.abc import Iterator
-from contextlib import contextmanager
-from dataclasses import dataclass, fields
 from typing import TYPE_CHECKING, Any
 
 import torch
@@ -15,6 +10,9 @@ from transformers import PreTrainedTokenizerBase
 from coa.rollout.engines.base import Generation, GenerationEngine, SamplingSettings
 from coa.rollout.engines.stop import cut_ids_at_text, first_stop
 from coa.rollout.engines.streams import RowStreams, as_streams
+from coa.rollout.engines.tensor_parallel import TensorParallelGroup
+from coa.rollout.engines.vllm_setup import VLLMSettings, _launcher_env, _settings  # noqa: F401 (VLLMSettings: API)
+from coa.rollout.engines.weights import policy_weights
 
 if TYPE_CHECKING:
     from coa.policy import Policy
@@ -23,48 +21,8 @@ INSTALL_HINT = (
     "VLLMEngine needs vLLM: pip install 'coa[vllm]' on a machine with a CUDA GPU, "
     "or generate with the HF engine (coa.rollout.engines.hf.HFEngine), which runs anywhere"
 )
-DTYPES = ("auto", "float32", "bfloat16", "float16")
 Request = tuple[list[int], int]  # (prompt token ids, sampling seed)
-SLEEP_TAGS = ("weights", "kv_cache")  # what vLLM's level-1 sleep frees; wake_up takes them back by name
-
-
-@dataclass(frozen=True)
-class VLLMSettings:
-    """How the colocated vLLM engine is built.
-
-    Args:
-        gpu_memory_utilization: fraction of the GPU's memory vLLM may take (weights + KV cache); the rest is
-            the trainer's, so it stays well under vLLM's serving default of 0.9.
-        tensor_parallel_size: GPUs one engine spans; above 1 it needs torch.distributed (torchrun / DDP)
-            over a multiple of it, and the ranks of a group generate their prompts together.
-        dtype: weight and activation dtype ("auto", "float32", "bfloat16", "float16"); None takes the
-            policy's dtype in `from_policy` and "auto" otherwise (vLLM's "auto" runs float32 configs in float16).
-        max_model_len: longest prompt + continuation in tokens; None takes the model's.
-        enable_sleep_mode: lets `sleep()` free the GPU memory vLLM holds while the trainer steps.
-        seed: vLLM's engine seed (each request also carries its own seed, drawn per call).
-        enforce_eager: no CUDA graphs: slower decoding, faster start and less memory.
-    """
-
-    gpu_memory_utilization: float = 0.3
-    tensor_parallel_size: int = 1
-    dtype: str | None = None
-    max_model_len: int | None = None
-    enable_sleep_mode: bool = False
-    seed: int = 0
-    enforce_eager: bool = False
-
-    def __post_init__(self) -> None:
-        if not 0.0 < self.gpu_memory_utilization <= 1.0:
-            raise ValueError(
-                f"vllm.gpu_memory_utilization={self.gpu_memory_utilization} must be in (0, 1]; "
-                "colocated with training, 0.2-0.5 leaves the trainer room"
-            )
-        if self.tensor_parallel_size < 1:
-            raise ValueError(f"vllm.tensor_parallel_size={self.tensor_parallel_size} must be at least 1")
-        if self.dtype is not None and self.dtype not in DTYPES:
-            raise ValueError(f"vllm.dtype={self.dtype!r} is not one of {', '.join(DTYPES)} (or null for the policy's)")
-        if self.max_model_len is not None and self.max_model_len < 1:
-            raise ValueError(f"vllm.max_model_len={self.max_model_len} must be positive, or null for the model's")
+SLEEP_TAGS = ("weights", "kv_cache")  # what vLLM's sleep frees; wake_up takes them back by name, weights first
 
 
 class VLLMEngine(GenerationEngine):
@@ -103,7 +61,8 @@ class VLLMEngine(GenerationEngine):
             tokenizer = AutoTokenizer.from_pretrained(model_dir, trust_remote_code=trust_remote_code)
         self.tokenizer = tokenizer
         self._asleep: set[str] = set()
-        self._tp_group = _tensor_parallel_group(settings.tensor_parallel_size)
+        self._weights_lost = False  # a level-2 sleep dropped them and no sync has filled them since
+        self._tp_group = TensorParallelGroup.of_size(settings.tensor_parallel_size)
         with _launcher_env():
             self.llm = vllm.LLM(
                 model=str(model_dir),
@@ -140,41 +99,79 @@ class VLLMEngine(GenerationEngine):
             settings["dtype"] = policy.dtype_name
         return cls(policy.model_name_or_path, policy.tokenizer, policy.trust_remote_code, **settings)
 
+    @property
+    def holds_own_weights(self) -> bool:
+        return True
+
     def generate(
         self, prompts: list[list[int]], settings: SamplingSettings, generator: torch.Generator | RowStreams | None = None
     ) -> list[Generation]:
+        """One continuation per prompt. Under tensor parallelism every process of the group must call it, with
+        an empty list when it has nothing to ask (`any_active` says when all are done)."""
         from vllm import SamplingParams
         from vllm.inputs import TokensPrompt
 
-        self.wake_up()
         # One seed per request from the row's own stream, so a repeated prompt (a GRPO group) samples apart,
         # reproducibly, and the same whichever rows share the call.
         requests: list[Request] = list(zip((list(p) for p in prompts), as_streams(generator, len(prompts)).seeds()))
-        everyone, mine = self._gather_tensor_parallel(requests)
+        everyone, mine = self._tp_group.gather(requests) if self._tp_group else (requests, slice(0, len(requests)))
         if not everyone:
             return []
+        self.wake_up()
         params = [_sampling_params(SamplingParams, settings, seed) for _, seed in everyone]
         outputs = self.llm.generate([TokensPrompt(prompt_token_ids=p) for p, _ in everyone], params, use_tqdm=False)
         out = [o.outputs[0] for o in outputs[mine]]
         return [to_generation(self.tokenizer, list(o.token_ids), o.finish_reason, o.stop_reason, settings) for o in out]
 
+    def any_active(self, active: bool) -> bool:
+        return self._tp_group.any(active) if self._tp_group else active
+
+    def token_logprobs(self, sequences: list[list[int]]) -> list[list[float]]:
+        """[len - 1] log p(token t | tokens before it) of each sequence under the engine's current weights: vLLM's
+        prompt log-probs (of the raw logits, temperature 1), to compare with the policy's after a weight sync."""
+        from vllm import SamplingParams
+        from vllm.inputs import TokensPrompt
+
+        everyone, mine = self._tp_group.gather([list(s) for s in sequences]) if self._tp_group else (
+            [list(s) for s in sequences], slice(0, len(sequences)))
+        if not everyone:
+            return []
+        self.wake_up()
+        params = SamplingParams(max_tokens=1, temperature=0.0, prompt_logprobs=0, detokenize=False)
+        outputs = self.llm.generate([TokensPrompt(prompt_token_ids=s) for s in everyone], params, use_tqdm=False)
+        return [[o.prompt_logprobs[t][token].logprob for t, token in enumerate(s) if t > 0]
+                for o, s in zip(outputs[mine], everyone[mine])]
+
     @torch.no_grad()
     def sync_weights(self, policy: Policy) -> None:
-        """Copies the policy's current weights (LoRA merged in) into vLLM's model and forgets cached prefixes."""
+        """Copies the policy's current weights into vLLM's model, one tensor at a time (LoRA merged into copies,
+        a quantised base dequantised: the policy is never written), and forgets cached prefixes."""
         if "weights" in self._asleep:  # loading into slept (unmapped) memory would crash or be lost
             self._wake(["weights"])
-        with policy_weights(policy) as weights:
-            self.llm.apply_model(lambda model: model.load_weights(weights))
+        weights = policy_weights(policy.model, policy.torch_dtype)
+        self.llm.apply_model(lambda model: model.load_weights(weights))
+        self._weights_lost = False
         self.llm.reset_prefix_cache()  # cached KV was computed with the old weights
 
     def sleep(self) -> None:
-        """Frees vLLM's GPU memory (level 1: weights to CPU, KV cache dropped); no-op without sleep mode."""
+        """Frees vLLM's GPU memory: the KV cache, and the weights (to CPU memory at level 1, dropped at level 2);
+        a no-op without sleep mode or when asleep already."""
         if self.settings.enable_sleep_mode and not self._asleep:
-            self.llm.sleep(level=1)
+            self.llm.sleep(level=self.settings.sleep_level)
             self._asleep = set(SLEEP_TAGS)
+            self._weights_lost = self.settings.sleep_level == 2
 
     def wake_up(self) -> None:
-        """Takes the GPU memory back after `sleep()`; no-op when awake. `generate` calls it itself."""
+        """Takes the GPU memory back after `sleep()`; no-op when awake. `generate` calls it itself.
+
+        Raises:
+            RuntimeError: a level-2 sleep dropped the weights and no `sync_weights` has put them back.
+        """
+        if self._weights_lost:
+            raise RuntimeError(
+                "vLLM slept at level 2 (vllm.sleep_level: 2), which drops its weights, and no weight sync has "
+                "filled them since: sync after every optimizer step (WeightSync every_n_steps: 1) or use sleep_level: 1"
+            )
         if self._asleep:
             self._wake([t for t in SLEEP_TAGS if t in self._asleep])  # weights first, as vLLM advises
 
@@ -182,17 +179,6 @@ class VLLMEngine(GenerationEngine):
         torch.cuda.empty_cache()  # hand the trainer's cached blocks back so vLLM can map its own
         self.llm.wake_up(tags=tags)
         self._asleep -= set(tags)
-
-    def _gather_tensor_parallel(self, requests: list[Request]) -> tuple[list[Request], slice]:
-        """Every request of this rank's tensor-parallel group (its engines must all run them) and this rank's part."""
-        if self._tp_group is None:
-            return requests, slice(0, len(requests))
-        import torch.distributed as dist
-
-        parts: list[Any] = [None] * self.settings.tensor_parallel_size
-        dist.all_gather_object(parts, requests, group=self._tp_group)
-        start = sum(len(p) for p in parts[: dist.get_rank(group=self._tp_group)])
-        return [r for p in parts for r in p], slice(start, start + len(requests))
 
 
 def to_generation(
@@ -229,56 +215,10 @@ def to_generation(
                 f"vLLM stopped on {stop_reason!r} but the decoded tokens do not hold it: {text[-60:]!r}; "
                 "vLLM's tokenizer and the engine's must be the same"
             )
-        return Generation(cut_ids_at_text(tokenizer, token_ids, hit[0]), text[: hit[0]], "stop", hit[1])
+        kept, unsampled = cut_ids_at_text(tokenizer, token_ids, hit[0])
+        return Generation(kept, text[: hit[0]], "stop", hit[1], unsampled)
     # A stop token (stop_reason is its id) or the model's own EOS (None): kept as the last id, not in the text.
     return Generation(token_ids, _decode(tokenizer, token_ids[:-1]), "eos", token_ids[-1])
-
-
-def vllm_weight_name(name: str, adapter_prefix: str = "lora_") -> str | None:
-    """The name vLLM's `load_weights` knows for a (peft) parameter name, or None for adapter-only weights.
-
-    >>> vllm_weight_name("base_model.model.model.layers.0.self_attn.q_proj.base_layer.weight")
-    'model.layers.0.self_attn.q_proj.weight'
-    >>> vllm_weight_name("base_model.model.model.layers.0.self_attn.q_proj.lora_A.default.weight") is None
-    True
-    """
-    if adapter_prefix in name or "original_module" in name:
-        return None  # the adapter (merged into its base layer) and the copy that modules_to_save shadows
-    name = name.removeprefix("base_model.model.").replace(".base_layer", "")
-    return name.replace("modules_to_save.default.", "")
-
-
-@contextmanager
-def policy_weights(policy: Policy) -> Iterator[list[tuple[str, torch.Tensor]]]:
-    """The policy's weights under Hugging Face names, LoRA merged in (views, not copies), while the context is open.
-
-    With LoRA the adapter is merged into the base weights in place and unmerged on exit, even on error;
-    a quantised base (QLoRA) cannot hold the merge, so a merged copy is built on CPU instead (slow).
-    """
-    model = policy.model
-    if policy.lora is None:
-        yield [(name, p.detach()) for name, p in model.named_parameters()]
-    elif policy.load_in_bits is not None:
-        yield [(name, p.detach()) for name, p in policy._merged_copy().named_parameters()]
-    else:
-        prefix = getattr(model, "prefix", "lora_")
-        with torch.no_grad():
-            model.merge_adapter()
-        try:
-            named = ((vllm_weight_name(n, prefix), p) for n, p in model.named_parameters())
-            yield [(name, p.detach()) for name, p in named if name is not None]
-        finally:
-            with torch.no_grad():
-                model.unmerge_adapter()
-
-
-def _settings(given: dict[str, Any]) -> VLLMSettings:
-    """`VLLMSettings` from keyword arguments; an unknown one is named with the known ones."""
-    known = [f.name for f in fields(VLLMSettings)]
-    unknown = sorted(set(given) - set(known))
-    if unknown:
-        raise ValueError(f"VLLMEngine: unknown setting(s) {', '.join(unknown)}; the settings are {', '.join(known)}")
-    return VLLMSettings(**given)
 
 
 def _sampling_params(sampling_params_cls: Any, settings: SamplingSettings, seed: int) -> Any:
@@ -301,55 +241,3 @@ def _sampling_params(sampling_params_cls: Any, settings: SamplingSettings, seed:
 
 def _decode(tokenizer: PreTrainedTokenizerBase, ids: list[int]) -> str:
     return tokenizer.decode(ids, skip_special_tokens=False, clean_up_tokenization_spaces=False)
-
-
-def _tensor_parallel_group(size: int) -> Any:
-    """This rank's tensor-parallel process group, or None for one GPU per engine."""
-    if size == 1:
-        return None
-    import torch.distributed as dist
-
-    world = dist.get_world_size() if dist.is_available() and dist.is_initialized() else 1
-    if world % size or world < size:
-        raise ValueError(
-            f"vllm.tensor_parallel_size={size} needs torch.distributed over a multiple of {size} GPUs (world size "
-            f"{world}); launch with torchrun or Lightning DDP, or set tensor_parallel_size: 1"
-        )
-    group, _ = dist.new_subgroups_by_enumeration([list(range(i, i + size)) for i in range(0, world, size)])
-    return group
-
-
-@contextmanager
-def _launcher_env() -> Iterator[None]:
-    """The torchrun variables vLLM's external launcher reads while it starts, restored afterwards.
-
-    Under DDP they describe this rank (vLLM then reuses the running process group); alone, a world of one.
-    The device is the one this process trains on.
-    """
-    import torch.distributed as dist
-
-    running = dist.is_available() and dist.is_initialized()
-    wanted = {
-        "RANK": str(dist.get_rank() if running else 0),
-        "WORLD_SIZE": str(dist.get_world_size() if running else 1),
-        "LOCAL_RANK": str(torch.cuda.current_device()),
-    }
-    if not running:  # vLLM starts a process group of one over these
-        wanted["MASTER_ADDR"] = os.environ.get("MASTER_ADDR") or "127.0.0.1"
-        wanted["MASTER_PORT"] = os.environ.get("MASTER_PORT") or str(_free_port())
-    before = {k: os.environ.get(k) for k in wanted}
-    os.environ.update(wanted)
-    try:
-        yield
-    finally:
-        for key, value in before.items():
-            if value is None:
-                os.environ.pop(key, None)
-            else:
-                os.environ[key] = value
-
-
-def _free_port() -> int:
-    with socket.socket(socket.AF_INET, socket.SOCK_STREAM) as s:
-        s.bind(("127.0.0.1", 0))
-        return s.getsockname()[1]

@@ -36,13 +36,14 @@ def test_a_token_running_past_the_close_tag_is_cut_and_only_its_remainder_re_enc
     assert tok.decode(g.token_ids) == g.text
     assert g.token_ids[: len(head)] == head  # the prefix is kept as generated, never re-tokenised
     assert g.token_ids[len(head):] == tok.encode(">", add_special_tokens=False)
+    assert g.unsampled == 1  # ">" is the re-encoded remainder: the model sampled ">.", never ">"
 
 
 def test_cut_ids_at_text_on_a_token_boundary_keeps_the_ids():
     tok = _straddling_tokenizer()
     ids = tok.encode("Then more.", add_special_tokens=False)
     text = tok.decode(ids)
-    assert cut_ids_at_text(tok, ids, len(text)) == ids
+    assert cut_ids_at_text(tok, ids, len(text)) == (ids, 0)
 
 
 def test_finish_prefers_the_earlier_of_stop_token_and_stop_string():

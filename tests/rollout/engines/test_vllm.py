@@ -9,16 +9,7 @@ import pytest
 import torch
 
 from coa.rollout.engines.base import Generation, SamplingSettings
-from coa.rollout.engines.vllm import (
-    INSTALL_HINT,
-    VLLMEngine,
-    VLLMSettings,
-    _launcher_env,
-    _sampling_params,
-    policy_weights,
-    to_generation,
-    vllm_weight_name,
-)
+from coa.rollout.engines.vllm import INSTALL_HINT, VLLMEngine, VLLMSettings, _launcher_env, _sampling_params, to_generation
 from coa.models.tiny import TinyModelConfig, build_tiny_model
 from coa.models.tokenizer import train_tokenizer
 from coa.policy import LoraSettings, Policy
@@ -77,6 +68,7 @@ def test_with_vllm_but_no_cuda_the_error_says_so(monkeypatch, tmp_path):
         ("tensor_parallel_size", 0, "tensor_parallel_size=0 must be at least 1"),
         ("dtype", "fp8", "dtype='fp8' is not one of"),
         ("max_model_len", 0, "max_model_len=0 must be positive"),
+        ("sleep_level", 3, "sleep_level=3 must be 1"),
     ],
 )
 def test_settings_name_the_bad_field(field, value, message):
@@ -133,6 +125,7 @@ def test_a_stop_string_cuts_the_ids_inside_the_token_that_runs_past_it(tokenizer
     g = to_generation(tokenizer, ids[: end + 3], "stop", STOP, SamplingSettings(stop_strings=(STOP,)))
     assert g.text == "Look up <begin_search> Ada Vell </end_search>"
     assert g.token_ids == ids[:end] + encode(tokenizer, ">")  # tokens before kept as generated, ">." re-encoded
+    assert g.unsampled == 1  # ">" was never sampled: it gets no policy-gradient loss
     assert tokenizer.decode(g.token_ids) == g.text
     assert (g.finish_reason, g.stop) == ("stop", STOP)
 
@@ -140,7 +133,7 @@ def test_a_stop_string_cuts_the_ids_inside_the_token_that_runs_past_it(tokenizer
 def test_a_stop_string_ending_on_a_token_boundary_keeps_the_ids(tokenizer):
     ids = encode(tokenizer, "Ada Vell </end_search>")
     g = to_generation(tokenizer, ids, "stop", STOP, SamplingSettings(stop_strings=("</a>", STOP)))
-    assert (g.token_ids, g.text, g.finish_reason, g.stop) == (ids, "Ada Vell </end_search>", "stop", STOP)
+    assert (g.token_ids, g.text, g.finish_reason, g.stop, g.unsampled) == (ids, "Ada Vell </end_search>", "stop", STOP, 0)
 
 
 def test_the_earliest_of_several_stop_strings_wins(tokenizer):
@@ -197,32 +190,7 @@ def test_sampling_params_carry_coas_stops_and_the_request_seed():
     assert _sampling_params(dict, SamplingSettings(temperature=0.7, top_p=0.5), seed=0)["top_p"] == 0.5
 
 
-# --- weights ------------------------------------------------------------------------------------------------
-
-
-@pytest.mark.parametrize(
-    "peft_name, vllm_name",
-    [
-        (
-            "base_model.model.model.layers.0.self_attn.q_proj.base_layer.weight",
-            "model.layers.0.self_attn.q_proj.weight",
-        ),
-        ("base_model.model.model.layers.0.self_attn.q_proj.lora_A.default.weight", None),
-        ("base_model.model.model.layers.1.mlp.up_proj.lora_B.default.weight", None),
-        ("base_model.model.model.norm.weight", "model.norm.weight"),
-        ("base_model.model.lm_head.modules_to_save.default.weight", "lm_head.weight"),
-        ("base_model.model.lm_head.original_module.weight", None),
-        ("model.embed_tokens.weight", "model.embed_tokens.weight"),  # full fine-tuning: unchanged
-    ],
-)
-def test_vllm_weight_names(peft_name, vllm_name):
-    assert vllm_weight_name(peft_name) == vllm_name
-
-
-def _base_names(model_dir):
-    from transformers import AutoModelForCausalLM
-
-    return {name for name, _ in AutoModelForCausalLM.from_pretrained(model_dir).named_parameters()}
+# --- weights (names, merging, QLoRA: tests/rollout/engines/test_weights.py) -----------------------------------
 
 
 def _lora_policy(model_dir):
@@ -233,52 +201,6 @@ def _lora_policy(model_dir):
             if "lora_B" in name:  # B starts at zero; make the adapter do something
                 p.copy_(torch.randn(p.shape, generator=g))
     return policy
-
-
-def test_full_fine_tuning_pushes_every_parameter_as_is(model_dir):
-    policy = Policy(str(model_dir))
-    with policy_weights(policy) as weights:
-        names = [name for name, _ in weights]
-        params = dict(policy.model.named_parameters())
-        assert all(t.data_ptr() == params[name].data_ptr() for name, t in weights)  # views, no copies
-    assert set(names) == _base_names(model_dir) and len(names) == len(set(names))
-
-
-def test_lora_weights_are_merged_under_base_names_and_unmerged_after(model_dir):
-    policy = _lora_policy(model_dir)
-    q = policy.model.base_model.model.model.layers[0].self_attn.q_proj
-    base = q.base_layer.weight.detach().clone()
-    # merged = W + (alpha / r) * B @ A = W + 2 * B @ A
-    expected = base + 2.0 * q.lora_B["default"].weight @ q.lora_A["default"].weight
-    ids = torch.tensor([[3, 4, 5]])
-    before = policy(ids, torch.ones_like(ids))
-    with policy_weights(policy) as weights:
-        merged = dict(weights)
-        assert set(merged) == _base_names(model_dir)
-        torch.testing.assert_close(merged["model.layers.0.self_attn.q_proj.weight"], expected)
-    assert not q.merged
-    torch.testing.assert_close(q.base_layer.weight, base)
-    torch.testing.assert_close(policy(ids, torch.ones_like(ids)), before)
-
-
-def test_lora_weights_are_unmerged_even_when_the_push_fails(model_dir):
-    policy = _lora_policy(model_dir)
-    q = policy.model.base_model.model.model.layers[0].self_attn.q_proj
-    with pytest.raises(KeyError), policy_weights(policy):
-        raise KeyError("vLLM has no such weight")
-    assert not q.merged
-
-
-def test_a_quantised_base_pushes_a_merged_copy(model_dir, monkeypatch):
-    policy = _lora_policy(model_dir)
-    with policy_weights(policy) as weights:
-        in_place = {name: t.clone() for name, t in weights}
-    monkeypatch.setattr(policy, "load_in_bits", 4)  # the branch taken for QLoRA (no bitsandbytes on CPU)
-    with policy_weights(policy) as weights:
-        copied = dict(weights)
-    assert set(copied) == set(in_place)
-    for name, tensor in in_place.items():
-        torch.testing.assert_close(copied[name], tensor)
 
 
 # --- on a GPU with vLLM -------------------------------------------------------------------------------------
