@@ -51,7 +51,7 @@ class PolicyStage(L.LightningModule):
     def configure_optimizers(self):
         return adamw_warmup_cosine(
             self.policy, self.hparams.lr, self.hparams.weight_decay, self.hparams.warmup_steps, self.trainer.max_steps,
-            mixed_precision="mixed" in str(self.trainer.precision),
+            mixed_precision="mixed" in str(getattr(self.trainer, "precision", "")),
         )
 
     def on_train_end(self) -> None:
